@@ -1,0 +1,228 @@
+// Command roomcast runs the roomcast hub: `roomcast serve`.
+package main
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/roomcast/roomcast/clients"
+	"github.com/roomcast/roomcast/server"
+)
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != "serve" {
+		fmt.Fprintln(os.Stderr, "usage: roomcast serve [flags]   (roomcast serve -h for the flags)")
+		os.Exit(2)
+	}
+	if err := serve(os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "roomcast:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the flags of `roomcast serve`.
+type options struct {
+	addr, logFormat, logLevel, path, cors, namespaces, apiKey, jwtSecret, jwtPublicKey string
+	policy                                                                             string
+	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
+	maxPayload, queueBytes, queuePackets, burst                                        int
+	connectRate                                                                        float64
+	allowPublish, publishSelf                                                          bool
+}
+
+func parse(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("roomcast serve", flag.ContinueOnError)
+	fs.StringVar(&o.addr, "addr", server.DefaultAddr, "listen address; port 0 picks a free port")
+	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.path, "path", server.DefaultPath, "Engine.IO path")
+	fs.DurationVar(&o.pingInterval, "ping-interval", server.DefaultPingInterval, "Engine.IO ping interval")
+	fs.DurationVar(&o.pingTimeout, "ping-timeout", server.DefaultPingTimeout, "Engine.IO ping timeout")
+	fs.IntVar(&o.maxPayload, "max-payload", server.DefaultMaxPayload, "largest accepted message or polling body, bytes")
+	fs.StringVar(&o.cors, "cors-origin", "*", "allowed origins, comma separated (* = any)")
+	fs.DurationVar(&o.recovery, "recovery-window", 2*time.Minute, "connection state recovery window (0 disables)")
+	fs.StringVar(&o.namespaces, "namespaces", "", "regular expression of extra hub namespaces, e.g. ^/tenant-[a-z0-9]+$")
+	fs.BoolVar(&o.allowPublish, "allow-publish", true, "whether clients may publish")
+	fs.BoolVar(&o.publishSelf, "publish-self", false, "whether a publisher receives its own message")
+	fs.StringVar(&o.apiKey, "api-key", "", "bearer key required by POST /api/v1/emit")
+	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret: CONNECT then needs auth.token")
+	fs.StringVar(&o.jwtPublicKey, "jwt-public-key", "", "PEM file with an RS256 public key: CONNECT then needs auth.token")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "graceful shutdown deadline")
+	fs.DurationVar(&o.drain, "drain-window", 0, "spread client disconnects over this window on shutdown")
+	fs.Float64Var(&o.connectRate, "connect-rate", 0, "new connections per second (0 = unlimited); excess gets HTTP 503")
+	fs.IntVar(&o.burst, "connect-burst", server.DefaultConnectBurst, "burst for --connect-rate")
+	fs.IntVar(&o.queueBytes, "send-queue-bytes", clients.DefaultMaxBytes, "per-connection send queue bound, bytes")
+	fs.IntVar(&o.queuePackets, "send-queue-packets", clients.DefaultMaxPackets, "per-connection send queue bound, packets")
+	fs.StringVar(&o.policy, "send-queue-policy", "disconnect", "full send queue policy: disconnect, drop-oldest or coalesce")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "a write taking longer closes the connection")
+	fs.DurationVar(&o.ackTime, "ack-timeout", 0, "default timeout of server emits with ack (0 = none)")
+	// The environment first (ROOMCAST_<FLAG>), then the command line wins.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "ROOMCAST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return o, nil
+}
+
+func newLogger(format, level string) (*zap.Logger, error) {
+	var cfg zap.Config
+	switch format {
+	case "json":
+		cfg = zap.NewProductionConfig()
+	case "console":
+		cfg = zap.NewDevelopmentConfig()
+	default:
+		return nil, fmt.Errorf("--log-format must be json or console, not %q", format)
+	}
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Sampling = nil
+	return cfg.Build()
+}
+
+func config(o *options, log *zap.Logger) (server.Config, error) {
+	cfg := server.Config{
+		Addr:           o.addr,
+		Path:           o.path,
+		PingInterval:   o.pingInterval,
+		PingTimeout:    o.pingTimeout,
+		MaxPayload:     o.maxPayload,
+		RecoveryWindow: o.recovery,
+		AckTimeout:     o.ackTime,
+		WriteTimeout:   o.writeTimeout,
+		ConnectRate:    o.connectRate,
+		ConnectBurst:   o.burst,
+		DrainWindow:    o.drain,
+		APIKey:         o.apiKey,
+		Logger:         log,
+		Queue:          clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
+		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf},
+	}
+	if o.recovery == 0 {
+		cfg.RecoveryWindow = -1 // the flag's 0 means off
+	}
+	if o.writeTimeout == 0 {
+		cfg.WriteTimeout = -1
+	}
+	for _, s := range strings.Split(o.cors, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.CORSOrigins = append(cfg.CORSOrigins, s)
+		}
+	}
+	p, err := clients.ParsePolicy(o.policy)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Queue.Policy = p
+	if o.namespaces != "" {
+		re, err := regexp.Compile(o.namespaces)
+		if err != nil {
+			return cfg, fmt.Errorf("--namespaces: %w", err)
+		}
+		cfg.Hub.Namespaces = re
+	}
+	if o.jwtSecret != "" || o.jwtPublicKey != "" {
+		var secret []byte
+		if o.jwtSecret != "" {
+			secret = []byte(o.jwtSecret)
+		}
+		var pub *rsa.PublicKey
+		if o.jwtPublicKey != "" {
+			pemBytes, err := os.ReadFile(o.jwtPublicKey)
+			if err != nil {
+				return cfg, fmt.Errorf("--jwt-public-key: %w", err)
+			}
+			block, _ := pem.Decode(pemBytes)
+			if block == nil {
+				return cfg, errors.New("--jwt-public-key: no PEM block found")
+			}
+			key, err := x509.ParsePKIXPublicKey(block.Bytes)
+			if err != nil {
+				return cfg, fmt.Errorf("--jwt-public-key: %w", err)
+			}
+			var ok bool
+			if pub, ok = key.(*rsa.PublicKey); !ok {
+				return cfg, errors.New("--jwt-public-key: not an RSA public key")
+			}
+		}
+		j, err := server.NewJWT(secret, pub)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Auth = j
+	}
+	return cfg, nil
+}
+
+func serve(args []string) error {
+	o, err := parse(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(o.logFormat, o.logLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	cfg, err := config(o, log)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case err := <-errc:
+		return err
+	case s := <-sig:
+		log.Info("signal received, shutting down", zap.String("signal", s.String()), zap.Duration("timeout", o.shutdownTimeout))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("shutdown did not finish in time", zap.Error(err))
+	}
+	<-errc
+	log.Info("stopped")
+	return nil
+}

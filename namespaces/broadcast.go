@@ -1,0 +1,261 @@
+package namespaces
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/roomcast/roomcast/adapter"
+	"github.com/roomcast/roomcast/clients"
+)
+
+// Ack receives the answer to an emit: the arguments the client passed to
+// its ack callback, or an error (ErrAckTimeout, ErrDisconnected).
+type Ack = clients.AckFunc
+
+// Broadcast selects sockets of a namespace and emits to them. Each operator
+// returns a new Broadcast; a Broadcast may be reused.
+type Broadcast struct {
+	nsp      *Namespace
+	rooms    []string
+	except   []string
+	volatile bool
+	local    bool
+	timeout  time.Duration
+	key      string
+	policy   clients.Policy
+}
+
+func (b *Broadcast) clone() *Broadcast {
+	c := *b
+	c.rooms = slices.Clone(b.rooms)
+	c.except = slices.Clone(b.except)
+	return &c
+}
+
+// To adds rooms: a socket in any of them receives the emit.
+func (b *Broadcast) To(rooms ...string) *Broadcast {
+	c := b.clone()
+	c.rooms = append(c.rooms, rooms...)
+	return c
+}
+
+// Except skips the sockets in any of these rooms (a socket id is a room).
+func (b *Broadcast) Except(rooms ...string) *Broadcast {
+	c := b.clone()
+	c.except = append(c.except, rooms...)
+	return c
+}
+
+// Volatile lets busy sockets drop the emit.
+func (b *Broadcast) Volatile() *Broadcast { c := b.clone(); c.volatile = true; return c }
+
+// Local keeps the emit on this node.
+func (b *Broadcast) Local() *Broadcast { c := b.clone(); c.local = true; return c }
+
+// Timeout bounds the wait for acks.
+func (b *Broadcast) Timeout(d time.Duration) *Broadcast { c := b.clone(); c.timeout = d; return c }
+
+// Coalesce gives the emit a key: a full send queue under the coalesce
+// policy replaces the queued emit with the same key by this one.
+func (b *Broadcast) Coalesce(key string) *Broadcast { c := b.clone(); c.key = key; return c }
+
+// Policy overrides the send queue policy for this emit.
+func (b *Broadcast) Policy(p clients.Policy) *Broadcast { c := b.clone(); c.policy = p; return c }
+
+func (b *Broadcast) opts() adapter.Options {
+	return adapter.Options{Rooms: b.rooms, Except: b.except, Local: b.local, Volatile: b.volatile}
+}
+
+// Emit sends event with args to every selected socket. If the last argument
+// is an Ack, it is called once with every answer gathered (see EmitWithAck).
+func (b *Broadcast) Emit(ctx context.Context, event string, args ...any) error {
+	if n := len(args); n > 0 {
+		if ack, ok := args[n-1].(Ack); ok {
+			go func() { ack(b.emitWithAck(ctx, event, args[:n-1])) }()
+			return nil
+		}
+		if ack, ok := args[n-1].(func([]any, error)); ok {
+			go func() { ack(b.emitWithAck(ctx, event, args[:n-1])) }()
+			return nil
+		}
+	}
+	data, err := eventData(event, args)
+	if err != nil {
+		return err
+	}
+	msg := &adapter.Message{Type: typeEvent, Data: data, Volatile: b.volatile, Key: b.key, AckID: -1}
+	if b.policy != 0 {
+		msg.Local = b.policy
+	}
+	b.nsp.adapter.Broadcast(msg, b.opts())
+	return nil
+}
+
+// EmitWithAck sends event to every selected socket and waits until each
+// has answered, the timeout (Timeout, or the namespace's default) passes, or
+// ctx ends. It returns the first argument of each answer... in full: each
+// answer's arguments. On timeout it returns what arrived with ErrAckTimeout.
+func (b *Broadcast) EmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
+	res, err := b.emitWithAck(ctx, event, args)
+	return res, err
+}
+
+func (b *Broadcast) emitWithAck(ctx context.Context, event string, args []any) ([]any, error) {
+	data, err := eventData(event, args)
+	if err != nil {
+		return nil, err
+	}
+	timeout := b.timeout
+	if timeout <= 0 {
+		timeout = b.nsp.srv.cfg.AckTimeout
+	}
+	col := &ackCollector{done: make(chan struct{}), id: b.nsp.ackIDs.Add(1) - 1}
+	msg := &adapter.Message{Type: typeEvent, Data: data, Volatile: b.volatile, Key: b.key, AckID: col.id, Local: col}
+	opts := b.opts()
+	opts.WithAck = true
+	b.nsp.adapter.Broadcast(msg, opts)
+	col.sealed()
+	var timer <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-col.done:
+		return col.result(), nil
+	case <-timer:
+		col.cancel()
+		return col.result(), ErrAckTimeout
+	case <-ctx.Done():
+		col.cancel()
+		return col.result(), ctx.Err()
+	}
+}
+
+// ackCollector gathers the acks of one broadcast.
+type ackCollector struct {
+	id        int64
+	mu        sync.Mutex
+	expected  int
+	sealedOK  bool
+	answers   []any
+	done      chan struct{}
+	finished  bool
+	recipient []*Socket
+}
+
+// expect registers a recipient; false if the broadcast is already over.
+func (c *ackCollector) expect(s *Socket) bool {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return false
+	}
+	c.expected++
+	c.recipient = append(c.recipient, s)
+	c.mu.Unlock()
+	s.acks.Add(c.id, func(args []any, err error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.finished {
+			return
+		}
+		if err != nil {
+			c.expected-- // a recipient that went away answers nothing
+		} else {
+			c.answers = append(c.answers, ackValue(args))
+		}
+		c.check()
+	}, 0)
+	return true
+}
+
+func ackValue(args []any) any {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return args
+}
+
+// sealed marks that every local recipient has been registered.
+func (c *ackCollector) sealed() {
+	c.mu.Lock()
+	c.sealedOK = true
+	c.check()
+	c.mu.Unlock()
+}
+
+func (c *ackCollector) check() {
+	if c.sealedOK && !c.finished && len(c.answers) >= c.expected {
+		c.finished = true
+		close(c.done)
+	}
+}
+
+func (c *ackCollector) cancel() {
+	c.mu.Lock()
+	if !c.finished {
+		c.finished = true
+		close(c.done)
+	}
+	rs := c.recipient
+	c.mu.Unlock()
+	for _, s := range rs {
+		s.acks.Cancel(c.id)
+	}
+}
+
+func (c *ackCollector) result() []any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.answers)
+}
+
+// eventData builds [event, args...] and checks it can be encoded.
+func eventData(event string, args []any) ([]any, error) {
+	if event == "" {
+		return nil, fmt.Errorf("empty event name")
+	}
+	data := make([]any, 0, 1+len(args))
+	data = append(data, event)
+	data = append(data, args...)
+	return data, nil
+}
+
+// Sockets lists the selected local sockets.
+func (b *Broadcast) Sockets() []*Socket {
+	ids := b.nsp.adapter.Sockets(b.opts())
+	out := make([]*Socket, 0, len(ids))
+	for _, id := range ids {
+		if s := b.nsp.Socket(id); s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Join makes the selected local sockets join rooms.
+func (b *Broadcast) Join(rooms ...string) {
+	for _, s := range b.Sockets() {
+		s.Join(rooms...)
+	}
+}
+
+// Leave makes the selected local sockets leave a room.
+func (b *Broadcast) Leave(room string) {
+	for _, s := range b.Sockets() {
+		s.Leave(room)
+	}
+}
+
+// Disconnect disconnects the selected local sockets; with closeConn their
+// whole connections close.
+func (b *Broadcast) Disconnect(closeConn bool) {
+	for _, s := range b.Sockets() {
+		s.Disconnect(closeConn)
+	}
+}

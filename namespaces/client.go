@@ -1,0 +1,241 @@
+package namespaces
+
+import (
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/roomcast/roomcast/adapter"
+	"github.com/roomcast/roomcast/clients"
+)
+
+// Client is the socket layer of one connection: it decodes packets and
+// routes them to the connection's sockets (one per namespace). Its On*
+// methods are called by the transport, in order, one at a time.
+type Client struct {
+	srv          *Server
+	conn         clients.Conn
+	hs           Handshake
+	connectTimer *time.Timer
+
+	mu      sync.Mutex
+	sockets map[string]*Socket
+	closed  bool
+
+	pending *packet // a binary packet waiting for its attachments
+}
+
+// OnText handles an Engine.IO message carrying text (a socket.io packet).
+// A returned error means the peer broke the protocol: the transport closes
+// the connection with ReasonParseError.
+func (c *Client) OnText(data []byte) error {
+	if c.pending != nil {
+		return errors.New("text packet while binary attachments are pending")
+	}
+	p, err := decodePacket(data)
+	if err != nil {
+		return err
+	}
+	if p.attachments > 0 {
+		p.data = append([]byte(nil), p.data...) // the transport reuses its buffer
+		c.pending = &p
+		return nil
+	}
+	return c.dispatch(&p)
+}
+
+// OnBinary handles an Engine.IO message carrying a binary attachment.
+func (c *Client) OnBinary(data []byte) error {
+	p := c.pending
+	if p == nil {
+		return errors.New("unexpected binary attachment")
+	}
+	p.bins = append(p.bins, append([]byte(nil), data...))
+	if len(p.bins) < p.attachments {
+		return nil
+	}
+	c.pending = nil
+	return c.dispatch(p)
+}
+
+func (c *Client) dispatch(p *packet) error {
+	if p.typ == typeConnect {
+		c.connect(p)
+		return nil
+	}
+	c.mu.Lock()
+	s := c.sockets[p.nsp]
+	c.mu.Unlock()
+	if s == nil {
+		// A packet for a namespace this client is not in: ignored, as the
+		// reference server does (it may race with a disconnect).
+		return nil
+	}
+	switch p.typ {
+	case typeDisconnect:
+		c.detach(s)
+		s.closeWith(clients.ReasonClientNamespaceDisconnect)
+	case typeEvent, typeBinaryEvent:
+		return s.handleEvent(p)
+	case typeAck, typeBinaryAck:
+		args, err := p.args()
+		if err != nil {
+			return err
+		}
+		s.acks.Resolve(p.id, args)
+	}
+	return nil
+}
+
+func (c *Client) connectError(nsp string, err error) {
+	payload := map[string]any{"message": err.Error()}
+	var ce *ConnectError
+	if errors.As(err, &ce) && ce.Data != nil {
+		payload["data"] = ce.Data
+	}
+	raw, _ := json.Marshal(payload)
+	n := &Namespace{name: nsp, srv: c.srv}
+	c.conn.Send(n.rawPacket(typeConnectError, -1, raw, nil, false, ""))
+	if h := c.srv.cfg.Hooks.ConnectError; h != nil {
+		h(nsp, err)
+	}
+}
+
+// connect runs a CONNECT: namespace lookup, recovery, middleware, and the
+// registration of the socket before its CONNECT is answered.
+func (c *Client) connect(p *packet) {
+	n := c.srv.Lookup(p.nsp)
+	if n == nil {
+		c.connectError(p.nsp, ErrInvalidNamespace)
+		return
+	}
+	c.mu.Lock()
+	if c.closed || c.sockets[p.nsp] != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	auth := map[string]any{}
+	if len(p.data) > 0 {
+		if err := json.Unmarshal(p.data, &auth); err != nil || auth == nil {
+			auth = map[string]any{}
+		}
+	}
+	hs := c.hs
+	hs.Auth = auth
+
+	var s *Socket
+	var missed []*adapter.Message
+	pid, _ := auth["pid"].(string)
+	offset, _ := auth["offset"].(string)
+	if pid != "" && c.srv.cfg.RecoveryWindow > 0 {
+		sess := n.adapter.RestoreSession(pid, offset, func(sess *adapter.Session) {
+			s = c.newSocket(n, sess.ID, sess.PID, hs)
+			s.recovered = true
+			s.base = sess.Base
+			if m, ok := sess.Data.(map[string]any); ok {
+				s.data = m
+			}
+			n.add(s)
+		})
+		if sess != nil {
+			missed = sess.Missed
+		}
+	}
+	if s == nil {
+		s = c.newSocket(n, c.srv.newID(), "", hs)
+		if c.srv.cfg.RecoveryWindow > 0 {
+			s.pid = c.srv.newID()
+			s.base = n.adapter.Offset()
+		}
+		n.add(s)
+		n.adapter.Join(s.id, s.id)
+	}
+
+	n.mu.RLock()
+	mws := n.connectMW
+	n.mu.RUnlock()
+	for _, mw := range mws {
+		if err := mw(s); err != nil {
+			s.mu.Lock()
+			s.closed = true
+			s.early = nil
+			s.mu.Unlock()
+			n.remove(s)
+			n.adapter.LeaveAll(s.id)
+			c.connectError(p.nsp, err)
+			return
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		n.remove(s)
+		n.adapter.LeaveAll(s.id)
+		return
+	}
+	c.sockets[p.nsp] = s
+	c.mu.Unlock()
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+	}
+	s.connected(missed)
+	if h := c.srv.cfg.Hooks.Connect; h != nil {
+		h(n.name)
+	}
+	if ce := n.log.Check(zap.DebugLevel, "socket connected"); ce != nil {
+		ce.Write(zap.String("sid", s.id), zap.Bool("recovered", s.recovered), zap.Int("missed", len(missed)))
+	}
+	n.mu.RLock()
+	handlers := n.onConnect
+	n.mu.RUnlock()
+	for _, fn := range handlers {
+		fn(s)
+	}
+}
+
+func (c *Client) newSocket(n *Namespace, id, pid string, hs Handshake) *Socket {
+	return &Socket{id: id, pid: pid, nsp: n, client: c, handshake: hs}
+}
+
+// detach forgets a socket that left its namespace.
+func (c *Client) detach(s *Socket) {
+	c.mu.Lock()
+	if c.sockets[s.nsp.name] == s {
+		delete(c.sockets, s.nsp.name)
+	}
+	c.mu.Unlock()
+}
+
+// OnClose ends every socket of the connection with the connection's reason.
+func (c *Client) OnClose(reason clients.Reason) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	socks := c.sockets
+	c.sockets = nil
+	c.mu.Unlock()
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+	}
+	for _, s := range socks {
+		s.closeWith(reason)
+	}
+}
+
+// Sockets lists the connection's sockets.
+func (c *Client) Sockets() []*Socket {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Socket, 0, len(c.sockets))
+	for _, s := range c.sockets {
+		out = append(out, s)
+	}
+	return out
+}

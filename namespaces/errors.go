@@ -1,0 +1,30 @@
+package namespaces
+
+import (
+	"errors"
+
+	"github.com/roomcast/roomcast/clients"
+)
+
+var (
+	// ErrAckTimeout fails an emit whose ack did not arrive in time.
+	ErrAckTimeout = clients.ErrAckTimeout
+	// ErrDisconnected fails an emit with ack whose socket went away.
+	ErrDisconnected = clients.ErrDisconnected
+	// ErrNoAck is returned by Event.Ack when the client asked for none.
+	ErrNoAck = errors.New("the client asked for no ack")
+	// ErrAckSent is returned by Event.Ack when called twice.
+	ErrAckSent = errors.New("ack already sent")
+	errEncode  = errors.New("cannot encode the emit's arguments")
+	// ErrInvalidNamespace is the connect_error of an unknown namespace.
+	ErrInvalidNamespace = errors.New("Invalid namespace")
+)
+
+// ConnectError refuses a connection from connect middleware; the client
+// gets a connect_error with Message and Data.
+type ConnectError struct {
+	Message string
+	Data    any
+}
+
+func (e *ConnectError) Error() string { return e.Message }

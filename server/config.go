@@ -1,0 +1,134 @@
+package server
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/roomcast/roomcast/adapter"
+	"github.com/roomcast/roomcast/clients"
+)
+
+// Defaults of Config; the README and the flags use the same values.
+const (
+	DefaultAddr            = "127.0.0.1:3000"
+	DefaultPath            = "/socket.io/"
+	DefaultPingInterval    = 25 * time.Second
+	DefaultPingTimeout     = 20 * time.Second
+	DefaultMaxPayload      = 1_000_000
+	DefaultUpgradeTimeout  = 10 * time.Second
+	DefaultWriteTimeout    = 5 * time.Second
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultConnectBurst    = 100
+)
+
+// Config configures a Server. The zero value is a working hub on
+// DefaultAddr with the memory adapter.
+type Config struct {
+	// Addr is the listen address. "": DefaultAddr.
+	Addr string
+	// Path is the Engine.IO path. "": DefaultPath.
+	Path string
+	// PingInterval and PingTimeout drive heartbeats. 0: defaults (25 s, 20 s).
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// MaxPayload bounds a message and a polling body, bytes. 0: 1,000,000.
+	MaxPayload int
+	// UpgradeTimeout bounds a polling → WebSocket upgrade. 0: 10 s.
+	UpgradeTimeout time.Duration
+	// CORSOrigins lists allowed origins; empty or "*" allows any.
+	CORSOrigins []string
+
+	// RecoveryWindow: connection state recovery window. 0: 2 minutes;
+	// negative: off.
+	RecoveryWindow time.Duration
+	// AckTimeout is the default timeout of server emits with ack. 0: none.
+	AckTimeout time.Duration
+
+	// Queue bounds each connection's send queue (defaults: 1 MiB, 1,024
+	// packets, policy disconnect).
+	Queue clients.QueueConfig
+	// WriteTimeout closes a connection whose write takes longer (WebSocket
+	// close 1008 "Send timeout"). 0: 5 s; negative: none.
+	WriteTimeout time.Duration
+
+	// ConnectRate limits new Engine.IO sessions per second (excess: HTTP
+	// 503). 0: unlimited. ConnectBurst: 0: 100.
+	ConnectRate  float64
+	ConnectBurst int
+
+	// DrainWindow spreads the disconnects of a graceful shutdown over this
+	// long, so clients do not all reconnect elsewhere at once. 0: at once.
+	DrainWindow time.Duration
+
+	// APIKey, when set, is the bearer key POST /api/v1/emit requires.
+	APIKey string
+	// Auth, when set, authenticates every CONNECT of the hub namespaces.
+	Auth Authenticator
+	// Hub configures the built-in hub protocol.
+	Hub HubConfig
+
+	// Adapter makes each namespace's adapter. nil: memory.
+	Adapter func(nsp string, recv adapter.Receiver, recoveryWindow time.Duration) adapter.Adapter
+
+	// Logger: nil means no logs.
+	Logger *zap.Logger
+	// Registry receives the metrics. nil: a new registry (served at /metrics).
+	Registry *prometheus.Registry
+}
+
+// HubConfig configures the hub protocol (join, leave, publish, echo).
+type HubConfig struct {
+	// Disabled turns the hub handlers off (for programs that write their own).
+	Disabled bool
+	// DenyPublish refuses client publishes.
+	DenyPublish bool
+	// PublishSelf makes publishers receive their own messages.
+	PublishSelf bool
+	// Namespaces, when set, serves the hub on every namespace it matches,
+	// besides "/".
+	Namespaces *regexp.Regexp
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if c.Path[len(c.Path)-1] != '/' {
+		c.Path += "/"
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = DefaultPingTimeout
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = DefaultMaxPayload
+	}
+	if c.UpgradeTimeout == 0 {
+		c.UpgradeTimeout = DefaultUpgradeTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ConnectBurst == 0 {
+		c.ConnectBurst = DefaultConnectBurst
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.PingInterval < 0 || c.PingTimeout < 0 || c.MaxPayload < 0 || c.UpgradeTimeout < 0 {
+		return c, fmt.Errorf("%w: ping interval, ping timeout, max payload and upgrade timeout must be positive", ErrBadConfig)
+	}
+	if c.ConnectRate < 0 || c.ConnectBurst < 0 || c.DrainWindow < 0 {
+		return c, fmt.Errorf("%w: connect rate, connect burst and drain window must not be negative", ErrBadConfig)
+	}
+	return c, nil
+}

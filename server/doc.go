@@ -1,0 +1,13 @@
+// Package server is roomcast's HTTP side: the listener and its routes
+// (/socket.io/, /api/v1/emit, /healthz, /readyz, /metrics), the Engine.IO 4
+// transports (WebSocket, long-polling, the upgrade between them,
+// heartbeats), the built-in hub protocol, JWT authentication, metrics, the
+// connection rate limit and graceful shutdown.
+//
+// Entry points: New(Config) builds a Server; Serve or ListenAndServe runs
+// it; Shutdown(ctx) drains it. To, ToUser and Of emit from Go code.
+//
+// Each connection has one reader (the WebSocket read loop, or the polling
+// POST handler, serialised) and one writer (the WebSocket write loop, or the
+// pending polling GET); everything else only queues packets.
+package server

@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/roomcast/roomcast/namespaces"
+)
+
+// Room names the hub accepts: 1 to maxRoomLen characters of roomChars.
+const (
+	maxRoomLen = 128
+	roomChars  = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-:./@#"
+)
+
+var (
+	errRoomType     = errors.New("room must be a string")
+	errRoomLength   = errors.New("room must be 1 to 128 characters")
+	errRoomChars    = errors.New("room may only contain letters, digits and _ - : . / @ #")
+	errRoomReserved = errors.New("rooms starting with user: are reserved")
+	errPublishOff   = errors.New("publishing is disabled on this server")
+	errPublishShape = errors.New("publish takes {room, event, data}")
+)
+
+// ValidRoom checks a room name a client asks for.
+func ValidRoom(v any) (string, error) {
+	room, ok := v.(string)
+	if !ok {
+		return "", errRoomType
+	}
+	if len(room) == 0 || len(room) > maxRoomLen {
+		return "", errRoomLength
+	}
+	for i := 0; i < len(room); i++ {
+		if strings.IndexByte(roomChars, room[i]) < 0 {
+			return "", errRoomChars
+		}
+	}
+	if strings.HasPrefix(room, "user:") {
+		return "", errRoomReserved
+	}
+	return room, nil
+}
+
+// installHub serves the hub protocol on "/" and on the namespaces matching
+// Hub.Namespaces.
+func (srv *Server) installHub() {
+	setup := func(n *namespaces.Namespace) {
+		if srv.cfg.Auth != nil {
+			n.Use(authMiddleware(srv.cfg.Auth))
+		}
+		n.OnConnection(srv.hubSocket)
+	}
+	setup(srv.nsps.Of("/"))
+	if re := srv.cfg.Hub.Namespaces; re != nil {
+		srv.nsps.OfPattern(re, setup)
+	}
+}
+
+func ackErr(ev *namespaces.Event, err error) {
+	_ = ev.Ack(map[string]any{"error": err.Error()})
+}
+
+func ackOK(ev *namespaces.Event) {
+	_ = ev.Ack(map[string]any{"ok": true})
+}
+
+func arg(ev *namespaces.Event, i int) any {
+	if i < len(ev.Args) {
+		return ev.Args[i]
+	}
+	return nil
+}
+
+// hubSocket registers the hub's handlers on a new socket.
+func (srv *Server) hubSocket(s *namespaces.Socket) {
+	s.On("join", func(ev *namespaces.Event) {
+		room, err := ValidRoom(arg(ev, 0))
+		if err != nil {
+			ackErr(ev, err)
+			return
+		}
+		s.Join(room)
+		ackOK(ev)
+	})
+	s.On("leave", func(ev *namespaces.Event) {
+		room, err := ValidRoom(arg(ev, 0))
+		if err != nil {
+			ackErr(ev, err)
+			return
+		}
+		s.Leave(room)
+		ackOK(ev)
+	})
+	s.On("publish", func(ev *namespaces.Event) {
+		if srv.cfg.Hub.DenyPublish {
+			ackErr(ev, errPublishOff)
+			return
+		}
+		req, ok := arg(ev, 0).(map[string]any)
+		if !ok {
+			ackErr(ev, errPublishShape)
+			return
+		}
+		room, err := ValidRoom(req["room"])
+		if err != nil {
+			ackErr(ev, err)
+			return
+		}
+		event, ok := req["event"].(string)
+		if !ok || event == "" {
+			ackErr(ev, errors.New("event must be a non-empty string"))
+			return
+		}
+		b := s.Namespace().To(room)
+		if !srv.cfg.Hub.PublishSelf {
+			b = s.To(room)
+		}
+		var args []any
+		if data, ok := req["data"]; ok {
+			args = append(args, data)
+		}
+		if err := b.Emit(context.Background(), event, args...); err != nil {
+			ackErr(ev, err)
+			return
+		}
+		ackOK(ev)
+	})
+	s.On("echo", func(ev *namespaces.Event) {
+		if err := ev.Ack(ev.Args...); err != nil && !errors.Is(err, namespaces.ErrNoAck) {
+			srv.log.Debug("echo ack failed", zap.Error(err))
+		}
+	})
+}

@@ -1,0 +1,194 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/roomcast/roomcast/clients"
+)
+
+// The record separator between packets of a polling payload.
+const recordSep = '\x1e'
+
+// poll answers a polling GET with what is queued, waiting for data when the
+// queue is empty. One GET at a time per session.
+func (s *session) poll(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.getActive {
+		s.mu.Unlock()
+		s.log.Info("closing connection on overlapping polling GET")
+		engineError(w, http.StatusBadRequest, codeBadRequest)
+		s.Close(clients.ReasonTransportError)
+		return
+	}
+	s.getActive = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.getActive = false
+		s.mu.Unlock()
+	}()
+
+	var entries []clients.Entry
+	for {
+		entries = s.q.Take(entries[:0])
+		if len(entries) > 0 {
+			break
+		}
+		if closed, _ := s.isClosed(); closed {
+			s.writePayload(w, []clients.Entry{{Packet: closePacket}})
+			return
+		}
+		if s.Transport() != transportPolling {
+			s.writePayload(w, []clients.Entry{{Packet: noopPacket}})
+			return
+		}
+		select {
+		case <-s.pollWake:
+		case <-r.Context().Done():
+			// The request went away: whatever we would write is lost, so
+			// the session cannot go on in order.
+			s.Close(clients.ReasonTransportClose)
+			return
+		}
+	}
+	s.srv.metrics.observeQueue(entries)
+	end := false
+	for i := range entries {
+		if entries[i].Packet == closeMarker {
+			entries[i] = clients.Entry{Packet: closePacket}
+			entries = entries[:i+1]
+			end = true
+			break
+		}
+	}
+	if err := s.writePayload(w, entries); err != nil {
+		reason := clients.ReasonTransportError
+		if errors.Is(err, errWriteTimeout) {
+			reason = clients.ReasonWriteTimeout
+			s.srv.metrics.slowCloses.WithLabelValues(reason.String()).Inc()
+		}
+		s.Close(reason)
+		return
+	}
+	s.srv.metrics.observeSent(entries)
+	if end {
+		s.q.Close()
+	}
+}
+
+var errWriteTimeout = errors.New("write timeout")
+
+// writePayload writes packets as one polling payload: text packets as they
+// are, binary ones as "b" + base64, separated by the record separator.
+func (s *session) writePayload(w http.ResponseWriter, entries []clients.Entry) error {
+	var buf bytes.Buffer
+	first := true
+	for _, e := range entries {
+		for _, f := range e.Packet.Frames {
+			if !first {
+				buf.WriteByte(recordSep)
+			}
+			first = false
+			if f.Binary {
+				buf.WriteByte('b')
+				enc := base64.NewEncoder(base64.StdEncoding, &buf)
+				enc.Write(f.Data)
+				enc.Close()
+			} else {
+				buf.Write(f.Data)
+			}
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	rc := http.NewResponseController(w)
+	if t := s.srv.cfg.WriteTimeout; t > 0 {
+		rc.SetWriteDeadline(time.Now().Add(t))
+	}
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return classifyWriteErr(err)
+	}
+	if err := rc.Flush(); err != nil {
+		return classifyWriteErr(err)
+	}
+	return nil
+}
+
+func classifyWriteErr(err error) error {
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
+		return errWriteTimeout
+	}
+	return err
+}
+
+// post handles a polling POST: the packets in its body, in order.
+func (s *session) post(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.postActive {
+		s.mu.Unlock()
+		s.log.Info("closing connection on overlapping polling POST")
+		engineError(w, http.StatusBadRequest, codeBadRequest)
+		s.Close(clients.ReasonTransportError)
+		return
+	}
+	s.postActive = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.postActive = false
+		s.mu.Unlock()
+	}()
+	if r.Header.Get("Content-Type") == "application/octet-stream" {
+		engineError(w, http.StatusBadRequest, codeBadRequest)
+		s.protocolError(errors.New("binary polling body (Engine.IO 3)"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.srv.cfg.MaxPayload)))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.log.Info("closing connection on oversized polling body", zap.Int("max_payload", s.srv.cfg.MaxPayload))
+			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+			s.Close(clients.ReasonPayloadTooLarge)
+			return
+		}
+		s.Close(clients.ReasonTransportError)
+		return
+	}
+	for len(body) > 0 {
+		var pkt []byte
+		if i := bytes.IndexByte(body, recordSep); i >= 0 {
+			pkt, body = body[:i], body[i+1:]
+		} else {
+			pkt, body = body, nil
+		}
+		binary := false
+		if len(pkt) > 0 && pkt[0] == 'b' {
+			dec, err := base64.StdEncoding.DecodeString(string(pkt[1:]))
+			if err != nil {
+				s.protocolError(errors.New("bad base64 in polling payload"))
+				engineError(w, http.StatusBadRequest, codeBadRequest)
+				return
+			}
+			pkt, binary = dec, true
+		}
+		if !s.onMessage(pkt, binary) {
+			if closed, reason := s.isClosed(); closed && reason == clients.ReasonParseError {
+				engineError(w, http.StatusBadRequest, codeBadRequest)
+				return
+			}
+			break
+		}
+	}
+	w.Header().Set("Content-Type", "text/html")
+	w.Write([]byte("ok"))
+}

@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/roomcast/roomcast/clients"
+	"github.com/roomcast/roomcast/namespaces"
+)
+
+// Server is a roomcast server: the Socket.IO runtime behind an HTTP
+// listener. Safe for concurrent use.
+type Server struct {
+	cfg     Config
+	log     *zap.Logger
+	nsps    *namespaces.Server
+	metrics *metrics
+	reg     *prometheus.Registry
+	limiter *rate.Limiter
+	mux     *http.ServeMux
+	http    *http.Server
+
+	smu      sync.RWMutex
+	sessions map[string]*session
+
+	draining atomic.Bool
+	ln       net.Listener
+	lnMu     sync.Mutex
+	ready    chan struct{}
+}
+
+// New builds a Server from cfg (see Config for defaults).
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[string]*session), ready: make(chan struct{})}
+	srv.reg = cfg.Registry
+	if srv.reg == nil {
+		srv.reg = prometheus.NewRegistry()
+		srv.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	srv.metrics = newMetrics(srv.reg)
+	if cfg.ConnectRate > 0 {
+		srv.limiter = rate.NewLimiter(rate.Limit(cfg.ConnectRate), cfg.ConnectBurst)
+	}
+	m := srv.metrics
+	srv.nsps = namespaces.New(namespaces.Config{
+		RecoveryWindow: cfg.RecoveryWindow,
+		AckTimeout:     cfg.AckTimeout,
+		Adapter:        cfg.Adapter,
+		Logger:         cfg.Logger,
+		Hooks: namespaces.Hooks{
+			Connect: func(nsp string) {
+				m.sockets.WithLabelValues(nsp).Inc()
+				m.connects.WithLabelValues(nsp).Inc()
+			},
+			Disconnect: func(nsp string, r clients.Reason) {
+				m.sockets.WithLabelValues(nsp).Dec()
+				m.disconnects.WithLabelValues(nsp, r.String()).Inc()
+			},
+			ConnectError: func(nsp string, err error) {
+				if errors.Is(err, namespaces.ErrInvalidNamespace) {
+					nsp = "invalid"
+				}
+				m.connectErrs.WithLabelValues(nsp).Inc()
+			},
+		},
+	})
+	if !cfg.Hub.Disabled {
+		srv.installHub()
+	}
+	srv.mux = http.NewServeMux()
+	srv.mux.HandleFunc(cfg.Path, srv.serveEngine)
+	srv.mux.HandleFunc("POST /api/v1/emit", srv.serveEmit)
+	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	srv.mux.HandleFunc("GET /readyz", srv.serveReady)
+	srv.mux.Handle("GET /metrics", promhttp.HandlerFor(srv.reg, promhttp.HandlerOpts{}))
+	srv.http = &http.Server{
+		Handler:           srv.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          zap.NewStdLog(cfg.Logger.Named("http")),
+	}
+	return srv, nil
+}
+
+// Handler is the server's HTTP handler, for embedding in another server.
+func (srv *Server) Handler() http.Handler { return srv.mux }
+
+// Namespaces is the Socket.IO layer, for registering handlers.
+func (srv *Server) Namespaces() *namespaces.Server { return srv.nsps }
+
+// Of returns a namespace (creating it).
+func (srv *Server) Of(name string) *namespaces.Namespace { return srv.nsps.Of(name) }
+
+// To starts a broadcast to rooms of the main namespace.
+func (srv *Server) To(rooms ...string) *namespaces.Broadcast { return srv.nsps.Of("/").To(rooms...) }
+
+// ToUser starts a broadcast to every socket of a user (room "user:<id>")
+// in the main namespace.
+func (srv *Server) ToUser(ids ...string) *namespaces.Broadcast {
+	rooms := make([]string, len(ids))
+	for i, id := range ids {
+		rooms[i] = UserRoom(id)
+	}
+	return srv.To(rooms...)
+}
+
+// UserRoom is the room every socket of a user joins.
+func UserRoom(id string) string { return "user:" + id }
+
+// ListenAndServe listens on cfg.Addr and serves until Shutdown.
+func (srv *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", srv.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown.
+func (srv *Server) Serve(ln net.Listener) error {
+	srv.lnMu.Lock()
+	srv.ln = ln
+	srv.lnMu.Unlock()
+	close(srv.ready)
+	srv.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("path", srv.cfg.Path))
+	err := srv.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// Addr is the bound address once serving (blocks until then).
+func (srv *Server) Addr() net.Addr {
+	<-srv.ready
+	srv.lnMu.Lock()
+	defer srv.lnMu.Unlock()
+	return srv.ln.Addr()
+}
+
+// Shutdown stops accepting connections, tells every client to go (closing
+// its transport, so socket.io clients reconnect, elsewhere if balanced),
+// spread over DrainWindow, and waits for the connections to end or ctx.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.draining.Store(true)
+	srv.smu.RLock()
+	all := make([]*session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		all = append(all, s)
+	}
+	srv.smu.RUnlock()
+	srv.log.Info("shutting down", zap.Int("connections", len(all)), zap.Duration("drain_window", srv.cfg.DrainWindow))
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	start := time.Now()
+	for i, s := range all {
+		if w := srv.cfg.DrainWindow; w > 0 && len(all) > 1 {
+			at := start.Add(time.Duration(int64(w) * int64(i) / int64(len(all))))
+			select {
+			case <-time.After(time.Until(at)):
+			case <-ctx.Done():
+			}
+		}
+		s.Close(clients.ReasonServerShutdown)
+	}
+	err := srv.http.Shutdown(ctx)
+	// Wait for the transports to end (bounded by ctx).
+	for _, s := range all {
+		s.mu.Lock()
+		ws := s.ws
+		s.mu.Unlock()
+		if ws == nil {
+			continue
+		}
+		select {
+		case <-ws.ended:
+		case <-ctx.Done():
+			ws.conn.Close()
+		}
+	}
+	srv.nsps.Close()
+	return err
+}
+
+func (srv *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if srv.draining.Load() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+// emitRequest is the body of POST /api/v1/emit.
+type emitRequest struct {
+	Namespace string          `json:"namespace"`
+	Rooms     []string        `json:"rooms"`
+	Except    []string        `json:"except"`
+	Event     string          `json:"event"`
+	Data      json.RawMessage `json:"data"`
+}
+
+func (srv *Server) serveEmit(w http.ResponseWriter, r *http.Request) {
+	if srv.cfg.APIKey != "" {
+		auth := r.Header.Get("Authorization")
+		if !strings.HasPrefix(auth, "Bearer ") || !constantTimeEqual(auth[len("Bearer "):], srv.cfg.APIKey) {
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "missing or wrong bearer key"})
+			return
+		}
+	}
+	var req emitRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(srv.cfg.MaxPayload)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("bad JSON: %v", err)})
+		return
+	}
+	if req.Event == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "event is required"})
+		return
+	}
+	if req.Namespace == "" {
+		req.Namespace = "/"
+	}
+	nsp := srv.nsps.Lookup(req.Namespace)
+	if nsp == nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "unknown namespace " + req.Namespace})
+		return
+	}
+	b := nsp.To(req.Rooms...).Except(req.Except...)
+	var args []any
+	if len(req.Data) > 0 {
+		args = append(args, req.Data)
+	}
+	if err := b.Emit(r.Context(), req.Event, args...); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

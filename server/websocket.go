@@ -1,0 +1,335 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+
+	"github.com/roomcast/roomcast/clients"
+)
+
+var (
+	errEmptyPacket   = errors.New("empty Engine.IO packet")
+	errUnknownPacket = errors.New("unknown Engine.IO packet type")
+	errBadUpgrade    = errors.New("unexpected packet during upgrade")
+)
+
+// Writes are batched up to this many bytes per system call (writev).
+const maxWriteBatch = 256 << 10
+
+// wsConn is the WebSocket transport of a session. gorilla/websocket does the
+// handshake and reads; frames out are written by our writer straight to the
+// TCP connection, pre-framed (see clients.Frame), so that a broadcast's bytes
+// are shared by all recipients, a batch goes out in one writev, and a write
+// that times out can still be followed by a clean close frame.
+type wsConn struct {
+	conn   net.Conn
+	ws     *websocket.Conn
+	finish func(s *session, reason clients.Reason, rest net.Buffers)
+
+	once  sync.Once
+	ended chan struct{} // closed when the read loop ends
+	// The unwritten rest of a frame cut by a write timeout: it goes out
+	// before the close frame so the peer can still parse the stream.
+	bufs    net.Buffers
+	entries []clients.Entry
+}
+
+var upgrader = websocket.Upgrader{
+	// Reads use the hijacked connection's buffer; writes bypass gorilla.
+	ReadBufferSize:  0,
+	WriteBufferSize: 0,
+	WriteBufferPool: &sync.Pool{},
+	CheckOrigin:     func(*http.Request) bool { return true }, // checked before
+}
+
+func (srv *Server) upgradeWS(w http.ResponseWriter, r *http.Request) (*wsConn, error) {
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return nil, err // gorilla answered the request
+	}
+	ws.SetReadLimit(int64(srv.cfg.MaxPayload))
+	// Our writer owns all writes: gorilla must not answer pings or closes
+	// itself (a close is answered by our writer as the session ends).
+	ws.SetPingHandler(func(string) error { return nil })
+	ws.SetCloseHandler(func(int, string) error { return nil })
+	c := &wsConn{conn: ws.NetConn(), ws: ws, ended: make(chan struct{})}
+	c.finish = c.doFinish
+	return c, nil
+}
+
+// acceptWebSocket opens a session directly over WebSocket.
+func (srv *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request) {
+	c, err := srv.upgradeWS(w, r)
+	if err != nil {
+		return
+	}
+	s := srv.newSession(transportWebSocket, r)
+	s.ws = c
+	s.q.SetWake(func() { go c.writeLoop(s) })
+	srv.addSession(s)
+	s.handshake()
+	go c.readLoop(s)
+}
+
+// upgrade takes a polling session over to WebSocket: probe, pause, upgrade.
+func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
+	s.mu.Lock()
+	ok := s.transport == transportPolling && !s.upgrading && !s.closed
+	if ok {
+		s.upgrading = true
+	}
+	s.mu.Unlock()
+	if !ok {
+		engineError(w, http.StatusBadRequest, codeBadRequest)
+		return
+	}
+	c, err := srv.upgradeWS(w, r)
+	if err != nil {
+		s.mu.Lock()
+		s.upgrading = false
+		s.mu.Unlock()
+		return
+	}
+	go c.probe(s)
+}
+
+// probe runs the upgrade handshake on the new WebSocket, then becomes its
+// read loop.
+func (c *wsConn) probe(s *session) {
+	fail := func(err error) {
+		defer close(c.ended)
+		s.log.Debug("upgrade failed", zap.Error(err))
+		s.mu.Lock()
+		s.upgrading = false
+		s.mu.Unlock()
+		c.conn.Close()
+	}
+	c.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.UpgradeTimeout))
+	var buf bytes.Buffer
+	for {
+		binary, err := c.read(&buf)
+		if err != nil {
+			fail(err)
+			return
+		}
+		msg := buf.Bytes()
+		switch {
+		case !binary && string(msg) == "2probe":
+			f := clients.NewFrame(false, []byte("3probe"))
+			c.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.UpgradeTimeout))
+			if _, err := (&net.Buffers{f.WSHeader(), f.Data}).WriteTo(c.conn); err != nil {
+				fail(err)
+				return
+			}
+			// Release the client's pending GET so it can pause polling.
+			s.q.Push(noopPacket)
+		case !binary && string(msg) == "5":
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				fail(errors.New("session closed during upgrade"))
+				return
+			}
+			s.transport = transportWebSocket
+			s.upgrading = false
+			s.ws = c
+			s.mu.Unlock()
+			c.conn.SetReadDeadline(time.Time{})
+			s.q.SetWake(func() { go c.writeLoop(s) })
+			s.wakePoll() // a GET still waiting answers with a noop
+			c.readLoop(s)
+			return
+		default:
+			fail(errBadUpgrade)
+			return
+		}
+	}
+}
+
+// read reads one message into buf (reused between messages).
+func (c *wsConn) read(buf *bytes.Buffer) (binary bool, err error) {
+	mt, r, err := c.ws.NextReader()
+	if err != nil {
+		return false, err
+	}
+	if buf.Cap() > 64<<10 {
+		*buf = bytes.Buffer{} // do not keep a large buffer per idle connection
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return false, err
+	}
+	return mt == websocket.BinaryMessage, nil
+}
+
+// readLoop reads until the connection ends, handing each message to the
+// session in order.
+func (c *wsConn) readLoop(s *session) {
+	defer close(c.ended)
+	var buf bytes.Buffer
+	for {
+		binary, err := c.read(&buf)
+		if err != nil {
+			closed, _ := s.isClosed()
+			if !closed {
+				reason := clients.ReasonTransportClose
+				var ce *websocket.CloseError
+				switch {
+				case errors.Is(err, websocket.ErrReadLimit):
+					reason = clients.ReasonPayloadTooLarge
+					s.log.Info("closing connection on oversized message", zap.Int("max_payload", s.srv.cfg.MaxPayload))
+				case errors.As(err, &ce), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+				default:
+					reason = clients.ReasonTransportError
+				}
+				s.Close(reason)
+			}
+			c.conn.Close()
+			return
+		}
+		if !s.onMessage(buf.Bytes(), binary) {
+			// The session is closed; keep reading until the peer answers our
+			// close frame or the grace period ends.
+			c.conn.SetReadDeadline(time.Now().Add(time.Second))
+		}
+	}
+}
+
+// writeLoop drains the session's queue to the connection. It runs while
+// the queue has data and exits when Take returns nothing.
+func (c *wsConn) writeLoop(s *session) {
+	m := s.srv.metrics
+	timeout := s.srv.cfg.WriteTimeout
+	for {
+		c.entries = s.q.Take(c.entries[:0])
+		if len(c.entries) == 0 {
+			if closed, reason := s.isClosed(); closed {
+				c.finish(s, reason, nil)
+			}
+			return
+		}
+		m.observeQueue(c.entries)
+		marker := false
+		for i := range c.entries {
+			if c.entries[i].Packet == closeMarker {
+				marker = true
+				c.entries = c.entries[:i]
+				break
+			}
+		}
+		start, size := 0, 0
+		for i := range c.entries {
+			p := c.entries[i].Packet
+			for j := range p.Frames {
+				f := &p.Frames[j]
+				c.bufs = append(c.bufs, f.WSHeader(), f.Data)
+				size += len(f.WSHeader()) + len(f.Data)
+			}
+			if size >= maxWriteBatch || i == len(c.entries)-1 {
+				if err := c.write(timeout); err != nil {
+					c.fail(s, err)
+					return
+				}
+				m.observeSent(c.entries[start : i+1])
+				start, size = i+1, 0
+			}
+		}
+		if marker {
+			_, reason := s.isClosed()
+			c.finish(s, reason, nil)
+			return
+		}
+	}
+}
+
+// write writes c.bufs with the write timeout; on a timeout it keeps the
+// unwritten rest of the current frame in c.bufs.
+func (c *wsConn) write(timeout time.Duration) error {
+	if timeout > 0 {
+		c.conn.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	full := c.bufs
+	pending := full
+	_, err := pending.WriteTo(c.conn)
+	if err != nil {
+		// pending now starts inside the frame that was cut (header and data
+		// alternate in full). Keep that frame's rest.
+		done := len(full) - len(pending)
+		rest := net.Buffers{}
+		if len(pending) > 0 {
+			if done%2 == 0 { // cut in (or before) a header
+				if len(pending[0]) != len(full[done]) {
+					rest = append(rest, pending[0], pending[1])
+				}
+			} else { // cut in a payload
+				rest = append(rest, pending[0])
+			}
+		}
+		c.bufs = rest
+		return err
+	}
+	clear(full)
+	c.bufs = full[:0]
+	return nil
+}
+
+func (c *wsConn) fail(s *session, err error) {
+	reason := clients.ReasonTransportError
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		reason = clients.ReasonWriteTimeout
+		s.srv.metrics.slowCloses.WithLabelValues(reason.String()).Inc()
+		s.log.Info("closing slow connection", zap.Stringer("reason", reason))
+	}
+	if closed, r := s.isClosed(); closed {
+		reason = r
+	} else {
+		s.Close(reason) // the queue is active, so Close leaves the finish to us
+	}
+	c.finish(s, reason, c.bufs)
+}
+
+// doFinish writes the close frame (after the rest of a cut frame) and ends
+// the connection. It runs once.
+func (c *wsConn) doFinish(s *session, reason clients.Reason, rest net.Buffers) {
+	c.once.Do(func() {
+		payload := websocket.FormatCloseMessage(reason.WSCloseCode(), closeText(reason))
+		closeFrame := clients.NewFrame(false, payload)
+		hdr := closeFrame.WSHeader()
+		hdr[0] = 0x80 | websocket.CloseMessage
+		grace := s.srv.cfg.WriteTimeout
+		if grace <= 0 {
+			grace = DefaultWriteTimeout
+		}
+		c.conn.SetWriteDeadline(time.Now().Add(grace))
+		out := append(rest, hdr, closeFrame.Data)
+		if _, err := out.WriteTo(c.conn); err != nil {
+			c.conn.Close()
+			return
+		}
+		// Let the peer read everything, then let the read loop see its
+		// close (or give up after a second).
+		if tc, ok := c.conn.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		c.conn.SetReadDeadline(time.Now().Add(time.Second))
+		time.AfterFunc(2*time.Second, func() { c.conn.Close() })
+	})
+}
+
+// closeText is the close frame's reason text.
+func closeText(r clients.Reason) string {
+	switch r {
+	case clients.ReasonQueueFull, clients.ReasonWriteTimeout, clients.ReasonPayloadTooLarge, clients.ReasonParseError, clients.ReasonPingTimeout:
+		return r.String()
+	}
+	return ""
+}
