@@ -12,7 +12,8 @@ function note(r) {
   const d = r.details || {};
   const parts = [];
   if (d.sustainedRate) parts.push(`${d.sustainedRate.toFixed(0)} conn/s sustained`);
-  if (d.refused !== undefined) parts.push(`${d.refused} refused`);
+  if (d.refused !== undefined) parts.push(`${d.refused} refused (${d.refused503} with 503)`);
+  else if (d.connectErrors && d.connectErrors.total) parts.push(`${d.connectErrors.total} failed attempts`);
   if (d.recovered !== undefined && typeof d.recovered === 'number') parts.push(`${d.recovered} recovered, ${d.rejoined} re-joined`);
   if (typeof d.recovered === 'boolean') parts.push(`recovered=${d.recovered}`);
   if (d.received && d.expected) parts.push(`${d.received.length}/${d.expected.length} msgs`);

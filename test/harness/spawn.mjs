@@ -26,6 +26,13 @@ process.on('exit', () => {
   for (const child of live) killGroup(child, 'SIGKILL');
 });
 
+/** Registers a child started elsewhere (e.g. fork) so that it dies with the harness. */
+export function track(child) {
+  live.add(child);
+  child.on('exit', () => live.delete(child));
+  return child;
+}
+
 /** Splits a command line into words; single and double quotes group, no other shell syntax. */
 export function splitCommand(cmd) {
   const words = [];

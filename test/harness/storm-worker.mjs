@@ -7,7 +7,8 @@ let t0 = null;
 let ticker = null;
 
 function send(m) {
-  if (process.connected) process.send(m);
+  // The parent may be gone (interrupted run): then there is nobody to tell.
+  if (process.connected) process.send(m, (err) => err && process.exit(0));
 }
 
 function progress() {
@@ -48,4 +49,5 @@ process.on('message', (m) => {
 });
 
 process.on('disconnect', () => process.exit(0));
+process.on('error', () => process.exit(0)); // IPC channel errors (EPIPE)
 send({ type: 'hello' });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { now, sleep, waitFor } from './clock.mjs';
 import { probe } from './fleet.mjs';
+import { track } from './spawn.mjs';
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'storm-worker.mjs');
 let reqSeq = 0;
@@ -29,7 +30,7 @@ export class WorkerFleet {
     let base = 0;
     for (let i = 0; i < this.nWorkers; i++) {
       const count = i === this.nWorkers - 1 ? this.count - base : per;
-      const child = fork(WORKER, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      const child = track(fork(WORKER, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
       const w = { child, count, progress: { total: 0, ready: 0, disconnected: 0, back: 0 }, pending: new Map(), exited: false };
       child.on('message', (m) => {
         if (m.type === 'progress') w.progress = m;
