@@ -18,6 +18,7 @@ function note(r) {
   if (typeof d.recovered === 'boolean') parts.push(`recovered=${d.recovered}`);
   if (d.received && d.expected) parts.push(`${d.received.length}/${d.expected.length} msgs`);
   if (d.timingsFrom) parts.push(`timed from ${d.timingsFrom}`);
+  if (d.stop && d.stop.signal === 'SIGTERM' && d.disconnectSpreadMs !== undefined) parts.push(`disconnects spread over ${fmtMs(d.disconnectSpreadMs)}`);
   if (d.detectP50Ms !== undefined && d.detectP50Ms !== null) parts.push(`detected p50 ${fmtMs(d.detectP50Ms)}`);
   if (d.resumeMs !== undefined && d.resumeMs !== null) parts.push(`cross-node back ${fmtMs(d.resumeMs)} after redis`);
   return parts.join('; ');

@@ -81,7 +81,8 @@ export class CaseResult {
       this.status = this.checks.length && !bad.length ? 'pass' : 'fail';
       if (!this.checks.length) this.reason ||= 'no checks ran';
     }
-    this.durationMs = now() - this.startedAt;
+    this.durationMs = Math.round(now() - this.startedAt);
+    for (const [k, v] of Object.entries(this.timings)) if (typeof v === 'number') this.timings[k] = Math.round(v);
     return this;
   }
 

@@ -28,10 +28,12 @@ export function reconnectStats(records, t0, from = t0) {
   let back = 0;
   let recovered = 0;
   const notBack = [];
+  const downAt = [];
   for (const r of records) {
     const d = r.disconnects.find((x) => x.t >= t0);
     if (!d) continue;
     disconnected++;
+    downAt.push(d.t);
     reasons.push(d.reason);
     const ready = r.readies.find((t) => t > d.t);
     if (ready === undefined) {
@@ -59,6 +61,7 @@ export function reconnectStats(records, t0, from = t0) {
     p50Ms: percentile(per, 50),
     p99Ms: percentile(per, 99),
     maxMs: per.length ? Math.max(...per) : null,
+    disconnectSpreadMs: downAt.length ? Math.max(...downAt) - Math.min(...downAt) : null,
     firstBackAt: firstBack,
     lastBackAt: lastBack,
   };

@@ -34,6 +34,7 @@ export function reconnectChecks(r, records, t0, from = t0) {
     maxMs: s.maxMs,
   };
   r.details.disconnectReasons = s.reasons;
+  r.details.disconnectSpreadMs = s.disconnectSpreadMs === null ? null : Math.round(s.disconnectSpreadMs);
   r.details.recovered = s.recovered;
   r.details.rejoined = s.rejoined;
   r.check('every client disconnected', s.disconnected === records.length, records.length, s.disconnected);

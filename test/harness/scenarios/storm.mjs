@@ -77,7 +77,7 @@ export default {
     const rs = rateStats(connectTimes(records, t0));
     const errs = connectErrorSummary(records, t0);
     const refused503 = Object.entries(errs.kinds).filter(([k]) => /\b503\b/.test(k)).reduce((a, [, v]) => a + v, 0);
-    r.details.sustainedRate = rs.perSecond;
+    r.details.sustainedRate = rs.perSecond && Math.round(rs.perSecond * 10) / 10;
     r.details.peak1s = rs.peak1s;
     r.details.refused = errs.total;
     r.details.refused503 = refused503;
