@@ -11,7 +11,7 @@ function note(r) {
   if (r.reason) return r.reason;
   const d = r.details || {};
   const parts = [];
-  if (d.sustainedRate) parts.push(`${d.sustainedRate.toFixed(0)} conn/s sustained`);
+  if (d.sustainedRate) parts.push(`${d.sustainedRate.toFixed(0)} conn/s sustained${d.server ? ` (server-side ${d.server.perSecond}/s, busiest second ${d.server.peak1s})` : ''}`);
   if (d.refused !== undefined) parts.push(`${d.refused} refused (${d.refused503} with 503)`);
   else if (d.connectErrors && d.connectErrors.total) parts.push(`${d.connectErrors.total} failed attempts`);
   if (d.recovered !== undefined && typeof d.recovered === 'number') parts.push(`${d.recovered} recovered, ${d.rejoined} re-joined`);

@@ -2,7 +2,8 @@
 // (SIGKILL, then an immediate restart on the same port) and come back. With --connect-rate on
 // the server, excess handshakes get HTTP 503 and those clients retry with their backoff until
 // all are connected; the report gives the connect rate the server sustained.
-import { now, fmtMs } from '../clock.mjs';
+import { now, fmtMs, sleep } from '../clock.mjs';
+import { request } from '../http.mjs';
 import { rateStats } from '../stats.mjs';
 import { WorkerFleet } from '../workers.mjs';
 import { connectErrorSummary, describeProbe, reconnectChecks } from './common.mjs';
@@ -17,6 +18,51 @@ function connectTimes(records, t0) {
     if (cn) out.push(cn.t);
   }
   return out;
+}
+
+/**
+ * Samples the server's open connection count (roomcast_connections_open on /metrics) every
+ * 250 ms: a server-side view of the connect rate. Stays empty for servers without that metric.
+ */
+function sampleOpenConnections(url) {
+  const samples = [];
+  let stopped = false;
+  const loop = (async () => {
+    for (let i = 0; i < 2400 && !stopped; i++) {
+      try {
+        const res = await request('GET', `${url}/metrics`, { timeoutMs: 1000 });
+        const lines = res.body.split('\n').filter((l) => l.startsWith('roomcast_connections_open'));
+        if (res.status === 200 && lines.length) samples.push({ t: now(), open: lines.reduce((n, l) => n + Number(l.split(' ').pop()), 0) });
+      } catch {
+        // server down (restarting): no sample
+      }
+      await sleep(250);
+    }
+  })();
+  return {
+    samples,
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+/** Average and busiest-second growth of the open connection count between from and to. */
+function serverRate(samples, from, to) {
+  const win = samples.filter((s) => s.t >= from && s.t <= to);
+  if (win.length < 2) return null;
+  let peak = 0;
+  for (let i = 0, j = 0; i < win.length; i++) {
+    while (win[i].t - win[j].t > 1000) j++;
+    const span = win[i].t - win[j].t;
+    if (span >= 750) peak = Math.max(peak, ((win[i].open - win[j].open) * 1000) / span);
+  }
+  const first = win.findIndex((s) => s.open > win[0].open);
+  const start = win[Math.max(0, first - 1)];
+  const last = win[win.length - 1];
+  const perSecond = last.t > start.t ? ((last.open - start.open) * 1000) / (last.t - start.t) : null;
+  return { perSecond: perSecond && Math.round(perSecond), peak1s: Math.round(peak), samples: win.length };
 }
 
 export default {
@@ -43,6 +89,8 @@ export default {
     r.details.connectRate = rate;
     r.details.workers = fleet.nWorkers;
 
+    const sampler = sampleOpenConnections(server.url);
+    ctx.defer(() => sampler.stop());
     const tStart = now();
     fleet.mark(tStart);
     await fleet.start({ timeoutMs: limitMs });
@@ -54,6 +102,7 @@ export default {
     const initial = rateStats(connectTimes(records, 0));
     r.details.initial = {
       allConnectedMs: ready ? Math.round(now() - tStart) : null,
+      server: serverRate(sampler.samples, tStart, now()),
       perSecond: initial.perSecond && Math.round(initial.perSecond),
       peak1s: initial.peak1s,
       refused: connectErrorSummary(records, 0).total,
@@ -79,6 +128,8 @@ export default {
     const refused503 = Object.entries(errs.kinds).filter(([k]) => /\b503\b/.test(k)).reduce((a, [, v]) => a + v, 0);
     r.details.sustainedRate = rs.perSecond && Math.round(rs.perSecond * 10) / 10;
     r.details.peak1s = rs.peak1s;
+    await sampler.stop();
+    r.details.server = serverRate(sampler.samples, t0, s.lastBackAt ?? now());
     r.details.refused = errs.total;
     r.details.refused503 = refused503;
     r.details.connectErrors = errs.kinds;
