@@ -130,6 +130,21 @@ describe("http api", () => {
     }
   });
 
+  scenario("a Socket.IO reserved event name gets 400 and reaches nobody", async (s) => {
+    // socket.io-client drops the connection on an EVENT with a reserved name
+    const a = await s.client(srv().url, { transports: ["websocket"] });
+    await ack(a, "join", "r");
+    let lost = 0;
+    a.on("disconnect", () => lost++);
+    for (const event of ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]) {
+      const res = await apiEmit(srv(), { rooms: ["r"], event, data: 1 });
+      assert.equal(res.status, 400, `event ${event} → ${res.status} ${res.text}`);
+      assert.equal(typeof res.json().error, "string");
+    }
+    await flush(a);
+    assert.equal(lost, 0, "the room member was disconnected");
+  });
+
   scenario("recovery on: a broadcast event carries the offset as an extra argument", async (s) => {
     const rec = await s.server([]); // default --recovery-window 2m
     const a = await s.client(rec.url, { transports: ["websocket"] });

@@ -50,11 +50,13 @@ export function useServer(args = [], opts = {}) {
   return () => srv;
 }
 
-function dumpLogs(servers, err) {
+/** Prints the log lines each server wrote since `marks` (Map server → mark; 0 when absent). */
+function dumpLogs(servers, marks, err) {
   for (const srv of servers) {
     const exit = srv.exitInfo ? ` (exited: code ${srv.exitInfo.code}, signal ${srv.exitInfo.signal})` : "";
     process.stderr.write(
-      `\n----- server log, TARGET=${TARGET}${exit}: ${srv.cmdline}\n${srv.tail(250)}\n----- end of server log -----\n`,
+      `\n----- server log during this scenario, TARGET=${TARGET}${exit}: ${srv.cmdline}\n` +
+      `${srv.since(marks.get(srv) ?? 0)}\n----- end of server log -----\n`,
     );
   }
   process.stderr.write(`scenario failed: ${err?.stack ?? err}\n`);
@@ -141,6 +143,7 @@ export function scenario(name, opts, fn) {
   const timeout = opts.timeout ?? 20_000;
   return it(name, { ...opts, timeout: timeout + 10_000 }, async (t) => {
     const scope = new Scope(t);
+    const marks = new Map([...watched].map((srv) => [srv, srv.mark()]));
     let timer;
     try {
       await Promise.race([
@@ -148,7 +151,7 @@ export function scenario(name, opts, fn) {
         new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`scenario timed out after ${timeout} ms`)), timeout); }),
       ]);
     } catch (e) {
-      dumpLogs([...scope.servers, ...watched], e);
+      dumpLogs([...scope.servers, ...watched], marks, e);
       throw e;
     } finally {
       clearTimeout(timer);

@@ -36,7 +36,7 @@ export async function startServer(args = [], { env = {}, startTimeout = 10_000 }
   const proc = spawn(cmd, argv, { cwd: ROOT, env: { ...baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"] });
 
   const lines = [];
-  let dropped = 0;
+  let dropped = 0; // lines pushed out of the ring; dropped + lines.length = lines seen
   const record = (stream, line) => {
     lines.push(`[${stream}] ${line}`);
     if (lines.length > MAX_LOG_LINES) { lines.shift(); dropped++; }
@@ -69,6 +69,15 @@ export async function startServer(args = [], { env = {}, startTimeout = 10_000 }
     cmdline: [cmd, ...argv].join(" "),
     logs: () => (dropped ? `... ${dropped} earlier lines dropped ...\n` : "") + lines.join("\n"),
     tail: (n = 200) => lines.slice(-n).join("\n"),
+    /** A position in the log, for since(). */
+    mark: () => dropped + lines.length,
+    /** The lines logged after `mark` (at most the last `n`). */
+    since(mark, n = 250) {
+      const from = Math.max(0, mark - dropped);
+      const out = lines.slice(from);
+      const skipped = out.length > n ? out.length - n : 0;
+      return (skipped || mark < dropped ? `... earlier lines omitted ...\n` : "") + out.slice(skipped).join("\n");
+    },
     get exitInfo() { return exitInfo; },
     /** Sends `signal`, waits up to `timeout` ms for exit, then SIGKILLs. */
     async stop(signal = "SIGTERM", timeout = 5000) {
