@@ -155,7 +155,7 @@ export async function probe(baseUrl, rooms, statusFn, { timeoutMs = 5000, settle
 }
 
 /** Rooms of client i when `roomCount` rooms are shared round-robin. */
-export function roomsFor(i, roomCount, prefix = 'room') {
+function roomsFor(i, roomCount, prefix = 'room') {
   return roomCount > 0 ? [`${prefix}-${i % roomCount}`] : [];
 }
 
@@ -203,13 +203,8 @@ export class Fleet {
   }
 
   /** Waits until every client disconnected at or after t0 is ready again after that disconnect. */
-  async waitBack(t0, { timeoutMs = 30000, onTick, requireAll = true } = {}) {
-    const backOf = (c) => {
-      const d = c.disconnects.find((x) => x.t >= t0);
-      if (!d) return !requireAll;
-      return c.ready && c.readies.some((t) => t > d.t);
-    };
-    return Boolean(await waitFor(() => this.clients.every(backOf), { timeoutMs, stepMs: 50, onTick }));
+  async waitBack(t0, { timeoutMs = 30000, onTick } = {}) {
+    return Boolean(await waitFor(() => this.countBackSince(t0) === this.clients.length, { timeoutMs, stepMs: 50, onTick }));
   }
 
   countDisconnectedSince(t0) {

@@ -227,10 +227,6 @@ export class ServerProcess {
     return this;
   }
 
-  get running() {
-    return Boolean(this.proc && this.proc.child.exitCode === null && this.proc.child.signalCode === null);
-  }
-
   async stop(signal = 'SIGTERM', graceMs = 15000) {
     if (!this.proc) return null;
     const res = await stopChild(this.proc, signal, graceMs);

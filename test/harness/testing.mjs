@@ -78,7 +78,7 @@ export function scenarioTests(test, spawn, names, opts = {}) {
   if (only('storm')) test('storm: 2000 clients over 4 workers, SIGKILL + restart under --connect-rate 200', async (t) => {
     const c = await runAndExpectPass(t, 'storm', { clients: 2000, workers: 4, connectRate: 200, ...o() }, ['kill-restart']);
     const d = c['kill-restart'].details;
-    t.diagnostic(`storm: sustained ${d.sustainedRate?.toFixed(1)} conn/s (peak 1s ${d.peak1s}), ${d.refused} refused attempts (${d.refused503} with 503)`);
+    t.diagnostic(`storm: sustained ${d.sustainedRate} conn/s by client clocks (busiest second ${d.peak1s}), server-side ${JSON.stringify(d.server)}, ${d.refused} refused attempts (${d.refused503} with 503)`);
     assert.equal(c['kill-restart'].details.recovered + c['kill-restart'].details.rejoined, 2000);
     assert.ok(d.refused503 > 0, 'the server refused excess handshakes with 503');
   });
