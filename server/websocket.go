@@ -36,10 +36,6 @@ type wsConn struct {
 
 	once  sync.Once
 	ended chan struct{} // closed when the read loop ends
-	// The unwritten rest of a frame cut by a write timeout: it goes out
-	// before the close frame so the peer can still parse the stream.
-	bufs    net.Buffers
-	entries []clients.Entry
 }
 
 var upgrader = websocket.Upgrader{
@@ -208,37 +204,45 @@ func (c *wsConn) readLoop(s *session) {
 func (c *wsConn) writeLoop(s *session) {
 	m := s.srv.metrics
 	timeout := s.srv.cfg.WriteTimeout
+	// Scratch space of this run of the writer. Once Take returns nothing
+	// another writer may start, so nothing here is shared.
+	var entries []clients.Entry
+	var bufs, work net.Buffers
 	for {
-		c.entries = s.q.Take(c.entries[:0])
-		if len(c.entries) == 0 {
+		entries = s.q.Take(entries[:0])
+		if len(entries) == 0 {
 			if closed, reason := s.isClosed(); closed {
 				c.finish(s, reason, nil)
 			}
 			return
 		}
-		m.observeQueue(c.entries)
+		m.observeQueue(entries)
 		marker := false
-		for i := range c.entries {
-			if c.entries[i].Packet == closeMarker {
+		for i := range entries {
+			if entries[i].Packet == closeMarker {
 				marker = true
-				c.entries = c.entries[:i]
+				entries = entries[:i]
 				break
 			}
 		}
 		start, size := 0, 0
-		for i := range c.entries {
-			p := c.entries[i].Packet
+		for i := range entries {
+			p := entries[i].Packet
 			for j := range p.Frames {
 				f := &p.Frames[j]
-				c.bufs = append(c.bufs, f.WSHeader(), f.Data)
+				bufs = append(bufs, f.WSHeader(), f.Data)
 				size += len(f.WSHeader()) + len(f.Data)
 			}
-			if size >= maxWriteBatch || i == len(c.entries)-1 {
-				if err := c.write(timeout); err != nil {
-					c.fail(s, err)
+			if size >= maxWriteBatch || i == len(entries)-1 {
+				work = append(work[:0], bufs...)
+				rest, err := c.write(bufs, work, timeout)
+				if err != nil {
+					c.fail(s, err, rest)
 					return
 				}
-				m.observeSent(c.entries[start : i+1])
+				clear(bufs)
+				bufs = bufs[:0]
+				m.observeSent(entries[start : i+1])
 				start, size = i+1, 0
 			}
 		}
@@ -250,38 +254,34 @@ func (c *wsConn) writeLoop(s *session) {
 	}
 }
 
-// write writes c.bufs with the write timeout; on a timeout it keeps the
-// unwritten rest of the current frame in c.bufs.
-func (c *wsConn) write(timeout time.Duration) error {
+// write writes bufs (alternating frame headers and payloads) within the
+// write timeout, through work, a copy of bufs that the write consumes. On
+// error it returns the unwritten rest of the frame that was cut, which must
+// go out before a close frame for the peer to still parse the stream.
+func (c *wsConn) write(bufs, work net.Buffers, timeout time.Duration) (rest net.Buffers, err error) {
 	if timeout > 0 {
 		c.conn.SetWriteDeadline(time.Now().Add(timeout))
 	}
-	full := c.bufs
-	pending := full
-	_, err := pending.WriteTo(c.conn)
-	if err != nil {
-		// pending now starts inside the frame that was cut (header and data
-		// alternate in full). Keep that frame's rest.
-		done := len(full) - len(pending)
-		rest := net.Buffers{}
-		if len(pending) > 0 {
-			if done%2 == 0 { // cut in (or before) a header
-				if len(pending[0]) != len(full[done]) {
-					rest = append(rest, pending[0], pending[1])
-				}
-			} else { // cut in a payload
-				rest = append(rest, pending[0])
-			}
-		}
-		c.bufs = rest
-		return err
+	pending := work
+	if _, err = pending.WriteTo(c.conn); err == nil {
+		return nil, nil
 	}
-	clear(full)
-	c.bufs = full[:0]
-	return nil
+	// WriteTo consumed what it wrote: pending starts at the first buffer
+	// not fully written.
+	done := len(bufs) - len(pending)
+	if len(pending) > 0 {
+		if done%2 == 0 { // at or inside a header
+			if len(pending[0]) != len(bufs[done]) {
+				rest = append(rest, pending[0], pending[1])
+			}
+		} else { // inside a payload
+			rest = append(rest, pending[0])
+		}
+	}
+	return rest, err
 }
 
-func (c *wsConn) fail(s *session, err error) {
+func (c *wsConn) fail(s *session, err error, rest net.Buffers) {
 	reason := clients.ReasonTransportError
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -294,7 +294,7 @@ func (c *wsConn) fail(s *session, err error) {
 	} else {
 		s.Close(reason) // the queue is active, so Close leaves the finish to us
 	}
-	c.finish(s, reason, c.bufs)
+	c.finish(s, reason, rest)
 }
 
 // doFinish writes the close frame (after the rest of a cut frame) and ends
