@@ -215,10 +215,20 @@ func (c *ackCollector) result() []any {
 	return slices.Clone(c.answers)
 }
 
-// eventData builds [event, args...] and checks it can be encoded.
+// reservedEvents are names a socket.io client gives its own meaning; the
+// reference server refuses to emit them, and so do we.
+var reservedEvents = map[string]bool{
+	"connect": true, "connect_error": true, "disconnect": true, "disconnecting": true,
+	"newListener": true, "removeListener": true,
+}
+
+// eventData builds [event, args...].
 func eventData(event string, args []any) ([]any, error) {
 	if event == "" {
-		return nil, fmt.Errorf("empty event name")
+		return nil, ErrEventName
+	}
+	if reservedEvents[event] {
+		return nil, fmt.Errorf("%w: %q is a reserved event name", ErrEventName, event)
 	}
 	data := make([]any, 0, 1+len(args))
 	data = append(data, event)

@@ -15,7 +15,9 @@ var (
 	ErrNoAck = errors.New("the client asked for no ack")
 	// ErrAckSent is returned by Event.Ack when called twice.
 	ErrAckSent = errors.New("ack already sent")
-	errEncode  = errors.New("cannot encode the emit's arguments")
+	// ErrEventName refuses an emit with an empty or reserved event name.
+	ErrEventName = errors.New("invalid event name")
+	errEncode    = errors.New("cannot encode the emit's arguments")
 	// ErrInvalidNamespace is the connect_error of an unknown namespace.
 	ErrInvalidNamespace = errors.New("Invalid namespace")
 )
