@@ -13,6 +13,16 @@ export const TARGET = process.env.TARGET ?? "roomcast";
 
 const MAX_LOG_LINES = 3000;
 
+// Servers still running; killed if this test process ends without stopping them.
+const live = new Set();
+process.on("exit", () => { for (const p of live) p.kill("SIGKILL"); });
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.once(sig, () => {
+    for (const p of live) p.kill("SIGKILL");
+    process.exit(128 + (sig === "SIGINT" ? 2 : 15));
+  });
+}
+
 function command(args) {
   if (TARGET === "roomcast") {
     const bin = path.join(ROOT, "bin", "roomcast");
@@ -34,6 +44,7 @@ export async function startServer(args = [], { env = {}, startTimeout = 10_000 }
   // Only the flags given here configure the server: drop inherited ROOMCAST_* variables.
   const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("ROOMCAST_")));
   const proc = spawn(cmd, argv, { cwd: ROOT, env: { ...baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  live.add(proc);
 
   const lines = [];
   let dropped = 0; // lines pushed out of the ring; dropped + lines.length = lines seen
@@ -43,7 +54,7 @@ export async function startServer(args = [], { env = {}, startTimeout = 10_000 }
   };
   let exitInfo = null;
   const exited = new Promise((resolve) => {
-    proc.on("exit", (code, signal) => { exitInfo = { code, signal }; resolve(exitInfo); });
+    proc.on("exit", (code, signal) => { live.delete(proc); exitInfo = { code, signal }; resolve(exitInfo); });
   });
 
   const listening = new Promise((resolve, reject) => {
