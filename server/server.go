@@ -215,6 +215,8 @@ type emitRequest struct {
 	Except    []string        `json:"except"`
 	Event     string          `json:"event"`
 	Data      json.RawMessage `json:"data"`
+	Volatile  bool            `json:"volatile"`
+	Coalesce  string          `json:"coalesce"`
 }
 
 func (srv *Server) serveEmit(w http.ResponseWriter, r *http.Request) {
@@ -245,6 +247,12 @@ func (srv *Server) serveEmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := nsp.To(req.Rooms...).Except(req.Except...)
+	if req.Volatile {
+		b = b.Volatile()
+	}
+	if req.Coalesce != "" {
+		b = b.Coalesce(req.Coalesce)
+	}
 	var args []any
 	if len(req.Data) > 0 {
 		args = append(args, req.Data)
