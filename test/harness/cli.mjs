@@ -30,6 +30,7 @@ ${names}
   --connect-rate N       storm: server --connect-rate (default ${DEFAULTS.connectRate}; 0 = unlimited)
   --workers N            storm: client processes (default ${DEFAULTS.workers})
   --redis-server PATH    redis-outage: redis-server binary (default redis-server)
+  --api-key KEY          bearer key for POST /api/v1/emit (when the server has --api-key)
   --log-dir DIR          write each spawned process's output to DIR/NAME.log
   --timeout S            time limit per scenario, seconds
 
@@ -58,6 +59,7 @@ function parse(argv) {
       'connect-rate': { type: 'string' },
       workers: { type: 'string' },
       'redis-server': { type: 'string' },
+      'api-key': { type: 'string' },
       'log-dir': { type: 'string' },
       timeout: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -111,6 +113,7 @@ export function toOptions(v) {
     connectRate: num(v['connect-rate'], 'connect-rate'),
     workers: num(v.workers, 'workers', { min: 1 }),
     redisServer: v['redis-server'],
+    apiKey: v['api-key'],
     logDir: v['log-dir'],
     timeoutMs: v.timeout !== undefined ? num(v.timeout, 'timeout', { min: 1 }) * 1000 : undefined,
   };

@@ -25,8 +25,15 @@ export function request(method, url, { body, headers = {}, timeoutMs = 5000 } = 
   });
 }
 
+let defaultApiKey;
+
+/** The bearer key emit() sends when its caller gives none (the CLI's --api-key). */
+export function setApiKey(key) {
+  defaultApiKey = key || undefined;
+}
+
 /** POST /api/v1/emit; throws unless the server answers 200. */
-export async function emit(baseUrl, { rooms = [], except, event, data, namespace = '/', apiKey } = {}) {
+export async function emit(baseUrl, { rooms = [], except, event, data, namespace = '/', apiKey = defaultApiKey } = {}) {
   const body = { namespace, rooms, event };
   if (except) body.except = except;
   if (data !== undefined) body.data = data;

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { now, sleep } from './clock.mjs';
 import { Fleet, ioOptions } from './fleet.mjs';
 import { Proxy } from './proxy.mjs';
+import { setApiKey } from './http.mjs';
 import { ServerProcess } from './spawn.mjs';
 import restart from './scenarios/restart.mjs';
 import blackhole from './scenarios/blackhole.mjs';
@@ -193,6 +194,7 @@ export async function runScenario(name, opts = {}, hooks = {}) {
   const sc = SCENARIOS[name];
   if (!sc) throw new Error(`unknown scenario ${name} (known: ${Object.keys(SCENARIOS).join(', ')})`);
   const ctx = new Context(name, opts, hooks);
+  setApiKey(ctx.opts.apiKey);
   if (sc.needsSpawn && !ctx.opts.spawn) {
     ctx.newCase('all').skip(`needs --spawn: ${sc.needsSpawn}`);
     return ctx.results.map((r) => r.finish());

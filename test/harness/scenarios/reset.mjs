@@ -9,6 +9,7 @@ export default {
   async run(ctx) {
     const r = ctx.newCase('rst');
     const n = ctx.opts.clients || 50;
+    r.clients = n;
     const { url } = await ctx.target([], { name: 'reset' });
     const proxy = await ctx.proxy(url);
     const fleet = ctx.fleet({ url: proxy.url, count: n, roomCount: Math.max(1, Math.ceil(n / 5)), roomPrefix: 'reset' });

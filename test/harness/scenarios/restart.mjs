@@ -8,6 +8,7 @@ import { backTicker, connectAndBaseline, connectErrorSummary, membershipCheck, r
 async function runCase(ctx, name, signal) {
   const r = ctx.newCase(name);
   const n = ctx.opts.clients || 50;
+  r.clients = n;
   const extra = [];
   if (signal === 'SIGTERM' && ctx.opts.drainWindow) extra.push('--drain-window', ctx.opts.drainWindow);
   const server = await ctx.server(extra, { name: `restart-${name}` });
