@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -14,6 +15,8 @@ type Options struct {
 	// WithAck marks a broadcast whose recipients will answer; it is not
 	// stored for recovery.
 	WithAck bool
+	// Timeout bounds the wait for acks of a broadcast with ack.
+	Timeout time.Duration
 }
 
 // Message is a packet to broadcast: the socket.io packet type and its data
@@ -28,8 +31,13 @@ type Message struct {
 	// dropped by a busy socket; Key lets a full queue coalesce it.
 	Volatile bool
 	Key      string
-	// AckID is the id recipients answer to, or -1.
+	// AckID is the id recipients answer to, or -1. For a broadcast with
+	// ack, the adapter sets it (Receiver.NextAckID) before delivering.
 	AckID int64
+	// OnAck, on a broadcast with ack, receives each recipient's answer.
+	OnAck func(args []any)
+	// AckTimeout bounds how long a recipient's answer is awaited.
+	AckTimeout time.Duration
 	// Local is state of the sending namespace for local recipients (for
 	// instance an ack collector); it never crosses nodes.
 	Local any
@@ -45,10 +53,30 @@ func (m *Message) Encoded(enc func(*Message) any) any {
 	return m.encoded
 }
 
-// Receiver is the namespace side of an adapter.
+// Receiver is the namespace side of an adapter: what the adapter asks of
+// the local sockets.
 type Receiver interface {
 	// Deliver hands msg to the local socket with this id.
 	Deliver(id string, msg *Message)
+	// Disconnect disconnects a local socket (closing its connection with
+	// close).
+	Disconnect(id string, close bool)
+	// Describe tells what fetchSockets reports of a local socket.
+	Describe(id string) (SocketInfo, bool)
+	// ServerSideEmit hands an event from another node to the namespace's
+	// server-side handlers; ack is nil when the sender wants no answer.
+	ServerSideEmit(data []any, ack func(any))
+	// NextAckID returns a fresh ack id of the namespace.
+	NextAckID() int64
+}
+
+// SocketInfo describes a socket, local or on another node, as
+// fetchSockets returns it (the JSON shape of the Node adapters).
+type SocketInfo struct {
+	ID        string         `json:"id" msgpack:"id"`
+	Handshake map[string]any `json:"handshake" msgpack:"handshake"`
+	Rooms     []string       `json:"rooms" msgpack:"rooms"`
+	Data      any            `json:"data" msgpack:"data"`
 }
 
 // Session is what a disconnected socket leaves for connection state
@@ -78,8 +106,26 @@ type Adapter interface {
 	Rooms(id string) []string
 	// Broadcast delivers msg to every matching socket.
 	Broadcast(msg *Message, opts Options)
+	// BroadcastWithAck delivers msg, whose OnAck receives the answers; it
+	// calls onCount once per node with the number of recipients there.
+	BroadcastWithAck(msg *Message, opts Options, onCount func(n int))
 	// Sockets lists the ids of the local sockets matching opts.
 	Sockets(opts Options) []string
+	// AddSockets and DelSockets make the matching sockets join or leave
+	// rooms; DisconnectSockets disconnects them. On every node unless
+	// opts.Local.
+	AddSockets(opts Options, rooms []string)
+	DelSockets(opts Options, rooms []string)
+	DisconnectSockets(opts Options, close bool)
+	// FetchSockets describes the matching sockets of every node. On a
+	// timeout it returns what arrived with an error.
+	FetchSockets(ctx context.Context, opts Options) ([]SocketInfo, error)
+	// ServerSideEmit sends data ([event, args...]) to the other nodes'
+	// namespaces; withAck waits for one answer per node (bounded by ctx and
+	// the adapter's request timeout).
+	ServerSideEmit(ctx context.Context, data []any, withAck bool) ([]any, error)
+	// ServerCount is the number of live nodes (1 for a single node).
+	ServerCount(ctx context.Context) int
 	// SaveSession keeps a session for recovery. RestoreSession returns it,
 	// with the messages missed since offset, or nil when it is unknown,
 	// expired or the offset is too old; it calls attach with the session

@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"context"
 	"sort"
 	"strconv"
 	"sync"
@@ -117,6 +118,58 @@ func (m *Memory) Broadcast(msg *Message, opts Options) {
 	m.ForEach(opts, func(id string) { m.recv.Deliver(id, msg) })
 }
 
+// BroadcastWithAck delivers msg to the matching local sockets and reports
+// how many there were.
+func (m *Memory) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) {
+	msg.AckID = m.recv.NextAckID()
+	n := 0
+	m.ForEach(opts, func(id string) {
+		n++
+		m.recv.Deliver(id, msg)
+	})
+	onCount(n)
+}
+
+// AddSockets makes the matching local sockets join rooms.
+func (m *Memory) AddSockets(opts Options, rooms []string) {
+	for _, id := range m.Sockets(opts) {
+		m.Join(id, rooms...)
+	}
+}
+
+// DelSockets makes the matching local sockets leave rooms.
+func (m *Memory) DelSockets(opts Options, rooms []string) {
+	for _, id := range m.Sockets(opts) {
+		for _, r := range rooms {
+			m.Leave(id, r)
+		}
+	}
+}
+
+// DisconnectSockets disconnects the matching local sockets.
+func (m *Memory) DisconnectSockets(opts Options, close bool) {
+	for _, id := range m.Sockets(opts) {
+		m.recv.Disconnect(id, close)
+	}
+}
+
+// FetchSockets describes the matching local sockets.
+func (m *Memory) FetchSockets(_ context.Context, opts Options) ([]SocketInfo, error) {
+	var out []SocketInfo
+	for _, id := range m.Sockets(opts) {
+		if info, ok := m.recv.Describe(id); ok {
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// ServerSideEmit has no other node to reach.
+func (m *Memory) ServerSideEmit(context.Context, []any, bool) ([]any, error) { return nil, nil }
+
+// ServerCount is 1: this node.
+func (m *Memory) ServerCount(context.Context) int { return 1 }
+
 // Store gives msg a recovery offset and keeps it, when recovery is on and
 // the message is a plain event. Backplanes call it for messages they
 // deliver locally.
@@ -218,9 +271,17 @@ func (m *Memory) RestoreSession(pid, offset string, attach func(*Session)) *Sess
 	}
 	i := sort.Search(len(m.history), func(i int) bool { return m.history[i].seq >= seq })
 	if exact && (i == len(m.history) || m.history[i].seq != seq) {
-		// The offset is unknown (too old, or from another server): the
-		// client cannot be caught up exactly.
-		return nil
+		// Not retained. Older than everything retained means it aged out
+		// of the window: whatever came between it and the oldest retained
+		// message was sent before the socket dropped (the session is still
+		// within the window), so replaying the retained ones is exact.
+		// Otherwise it is unknown (another server's): no recovery.
+		issued := seq >= 1 && seq <= m.next
+		agedOut := len(m.history) == 0 || seq < m.history[0].seq
+		if !issued || !agedOut {
+			return nil
+		}
+		i = 0
 	}
 	if i < len(m.history) && m.history[i].seq == seq {
 		i++

@@ -13,6 +13,11 @@ type recorder struct {
 	got map[string][]string
 }
 
+func (r *recorder) Disconnect(string, bool)               {}
+func (r *recorder) Describe(id string) (SocketInfo, bool) { return SocketInfo{ID: id}, true }
+func (r *recorder) ServerSideEmit([]any, func(any))       {}
+func (r *recorder) NextAckID() int64                      { return 1 }
+
 func (r *recorder) Deliver(id string, m *Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -119,6 +124,23 @@ func TestMemoryRestoreWithoutOffsetAndExpiry(t *testing.T) {
 	time.Sleep(80 * time.Millisecond)
 	if m.RestoreSession("p2", "", func(*Session) {}) != nil {
 		t.Fatal("an expired session was restored")
+	}
+	// An offset that aged out of the history still restores: what came
+	// after it and is retained is replayed.
+	m.Join("s3", "s3", "room")
+	m.Broadcast(&Message{Type: 2, Data: []any{"old"}}, Options{Rooms: []string{"room"}})
+	old := m.Offset()
+	m.expire(time.Now().Add(time.Hour)) // everything ages out
+	m.SaveSession(&Session{ID: "s3", PID: "p3", Rooms: []string{"s3", "room"}, Base: base})
+	m.LeaveAll("s3")
+	m.Broadcast(&Message{Type: 2, Data: []any{"new"}}, Options{Rooms: []string{"room"}})
+	s = m.RestoreSession("p3", old, func(*Session) {})
+	if s == nil || len(s.Missed) != 1 || s.Missed[0].Data[0] != "new" {
+		t.Fatalf("aged-out offset: %+v", s)
+	}
+	m.SaveSession(&Session{ID: "s3", PID: "p4", Rooms: []string{"s3", "room"}, Base: base})
+	if m.RestoreSession("p4", "zzzz", func(*Session) {}) != nil {
+		t.Fatal("restored from an offset this adapter never issued")
 	}
 	if m.RestoreSession("unknown", "1", func(*Session) {}) != nil {
 		t.Fatal("an unknown session was restored")

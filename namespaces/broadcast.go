@@ -112,12 +112,13 @@ func (b *Broadcast) emitWithAck(ctx context.Context, event string, args []any) (
 	if timeout <= 0 {
 		timeout = b.nsp.srv.cfg.AckTimeout
 	}
-	col := &ackCollector{done: make(chan struct{}), id: b.nsp.ackIDs.Add(1) - 1}
-	msg := &adapter.Message{Type: typeEvent, Data: data, Volatile: b.volatile, Key: b.key, AckID: col.id, Local: col}
+	servers := b.nsp.adapter.ServerCount(ctx)
+	col := &ackCollector{done: make(chan struct{}), servers: servers}
+	msg := &adapter.Message{Type: typeEvent, Data: data, Volatile: b.volatile, Key: b.key, AckID: -1, OnAck: col.answer, AckTimeout: timeout}
 	opts := b.opts()
 	opts.WithAck = true
-	b.nsp.adapter.Broadcast(msg, opts)
-	col.sealed()
+	opts.Timeout = timeout
+	b.nsp.adapter.BroadcastWithAck(msg, opts, col.count)
 	var timer <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -128,50 +129,42 @@ func (b *Broadcast) emitWithAck(ctx context.Context, event string, args []any) (
 	case <-col.done:
 		return col.result(), nil
 	case <-timer:
-		col.cancel()
+		col.finish()
 		return col.result(), ErrAckTimeout
 	case <-ctx.Done():
-		col.cancel()
+		col.finish()
 		return col.result(), ctx.Err()
 	}
 }
 
-// ackCollector gathers the acks of one broadcast.
+// ackCollector gathers the acks of one broadcast, from every node: it is
+// done once each node has said how many recipients it had and that many
+// answers have arrived.
 type ackCollector struct {
-	id        int64
-	mu        sync.Mutex
-	expected  int
-	sealedOK  bool
-	answers   []any
-	done      chan struct{}
-	finished  bool
-	recipient []*Socket
+	mu       sync.Mutex
+	servers  int // nodes still to report their count
+	expected int
+	answers  []any
+	done     chan struct{}
+	finished bool
 }
 
-// expect registers a recipient; false if the broadcast is already over.
-func (c *ackCollector) expect(s *Socket) bool {
+func (c *ackCollector) count(n int) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.servers--
+	c.expected += n
+	c.check()
+}
+
+func (c *ackCollector) answer(args []any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.finished {
-		c.mu.Unlock()
-		return false
+		return
 	}
-	c.expected++
-	c.recipient = append(c.recipient, s)
-	c.mu.Unlock()
-	s.acks.Add(c.id, func(args []any, err error) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.finished {
-			return
-		}
-		if err != nil {
-			c.expected-- // a recipient that went away answers nothing
-		} else {
-			c.answers = append(c.answers, ackValue(args))
-		}
-		c.check()
-	}, 0)
-	return true
+	c.answers = append(c.answers, ackValue(args))
+	c.check()
 }
 
 func ackValue(args []any) any {
@@ -181,31 +174,22 @@ func ackValue(args []any) any {
 	return args
 }
 
-// sealed marks that every local recipient has been registered.
-func (c *ackCollector) sealed() {
-	c.mu.Lock()
-	c.sealedOK = true
-	c.check()
-	c.mu.Unlock()
-}
-
 func (c *ackCollector) check() {
-	if c.sealedOK && !c.finished && len(c.answers) >= c.expected {
-		c.finished = true
-		close(c.done)
+	if !c.finished && c.servers <= 0 && len(c.answers) >= c.expected {
+		c.finish0()
 	}
 }
 
-func (c *ackCollector) cancel() {
+func (c *ackCollector) finish() {
 	c.mu.Lock()
+	c.finish0()
+	c.mu.Unlock()
+}
+
+func (c *ackCollector) finish0() {
 	if !c.finished {
 		c.finished = true
 		close(c.done)
-	}
-	rs := c.recipient
-	c.mu.Unlock()
-	for _, s := range rs {
-		s.acks.Cancel(c.id)
 	}
 }
 
@@ -248,24 +232,18 @@ func (b *Broadcast) Sockets() []*Socket {
 	return out
 }
 
-// Join makes the selected local sockets join rooms.
-func (b *Broadcast) Join(rooms ...string) {
-	for _, s := range b.Sockets() {
-		s.Join(rooms...)
-	}
+// FetchSockets describes the selected sockets on every node (this node
+// only with Local).
+func (b *Broadcast) FetchSockets(ctx context.Context) ([]adapter.SocketInfo, error) {
+	return b.nsp.adapter.FetchSockets(ctx, b.opts())
 }
 
-// Leave makes the selected local sockets leave a room.
-func (b *Broadcast) Leave(room string) {
-	for _, s := range b.Sockets() {
-		s.Leave(room)
-	}
-}
+// Join makes the selected sockets, on every node, join rooms.
+func (b *Broadcast) Join(rooms ...string) { b.nsp.adapter.AddSockets(b.opts(), rooms) }
 
-// Disconnect disconnects the selected local sockets; with closeConn their
-// whole connections close.
-func (b *Broadcast) Disconnect(closeConn bool) {
-	for _, s := range b.Sockets() {
-		s.Disconnect(closeConn)
-	}
-}
+// Leave makes the selected sockets, on every node, leave rooms.
+func (b *Broadcast) Leave(rooms ...string) { b.nsp.adapter.DelSockets(b.opts(), rooms) }
+
+// Disconnect disconnects the selected sockets on every node; with
+// closeConn their whole connections close.
+func (b *Broadcast) Disconnect(closeConn bool) { b.nsp.adapter.DisconnectSockets(b.opts(), closeConn) }

@@ -1,6 +1,8 @@
 package namespaces
 
 import (
+	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -32,6 +34,8 @@ type Namespace struct {
 	connectMW []ConnectMiddleware
 	eventMW   []EventMiddleware
 	onConnect []func(*Socket)
+
+	serverHandlers map[string]ServerSideHandler
 
 	ackIDs atomic.Int64
 	// Policy overrides the send queue policy of this namespace's events
@@ -121,18 +125,100 @@ type receiver struct{ n *Namespace }
 
 func (r receiver) Deliver(id string, msg *adapter.Message) {
 	n := r.n
-	n.mu.RLock()
-	s := n.sockets[id]
-	n.mu.RUnlock()
+	s := n.Socket(id)
 	if s == nil {
 		return
 	}
-	if col, ok := msg.Local.(*ackCollector); ok {
-		if !col.expect(s) {
+	if msg.OnAck != nil {
+		onAck := msg.OnAck
+		if !s.acks.Add(msg.AckID, func(args []any, err error) {
+			if err == nil {
+				onAck(args)
+			}
+		}, msg.AckTimeout) {
 			return
 		}
 	}
 	s.deliver(n.encode(msg), msg.Offset)
+}
+
+func (r receiver) Disconnect(id string, closeConn bool) {
+	if s := r.n.Socket(id); s != nil {
+		s.Disconnect(closeConn)
+	}
+}
+
+func (r receiver) Describe(id string) (adapter.SocketInfo, bool) {
+	s := r.n.Socket(id)
+	if s == nil {
+		return adapter.SocketInfo{}, false
+	}
+	s.mu.Lock()
+	var data any
+	if len(s.data) > 0 {
+		data = maps.Clone(s.data)
+	}
+	s.mu.Unlock()
+	return adapter.SocketInfo{ID: s.id, Handshake: s.handshake.info(), Rooms: s.Rooms(), Data: data}, true
+}
+
+func (r receiver) ServerSideEmit(data []any, ack func(any)) {
+	if len(data) == 0 {
+		return
+	}
+	name, _ := data[0].(string)
+	r.n.mu.RLock()
+	h := r.n.serverHandlers[name]
+	r.n.mu.RUnlock()
+	if h == nil {
+		return
+	}
+	if ack == nil {
+		ack = func(any) {}
+	}
+	h(data[1:], ack)
+}
+
+func (r receiver) NextAckID() int64 { return r.n.ackIDs.Add(1) - 1 }
+
+// ServerSideHandler handles an event another node sent with
+// ServerSideEmit; ack answers it (only the first call counts).
+type ServerSideHandler func(args []any, ack func(any))
+
+// OnServerSideEmit registers the handler of a server-side event.
+func (n *Namespace) OnServerSideEmit(event string, h ServerSideHandler) {
+	n.mu.Lock()
+	if n.serverHandlers == nil {
+		n.serverHandlers = make(map[string]ServerSideHandler)
+	}
+	n.serverHandlers[event] = h
+	n.mu.Unlock()
+}
+
+// ServerSideEmit sends an event to the namespace's handlers on the other
+// nodes.
+func (n *Namespace) ServerSideEmit(ctx context.Context, event string, args ...any) error {
+	data, err := eventData(event, args)
+	if err != nil {
+		return err
+	}
+	_, err = n.adapter.ServerSideEmit(ctx, data, false)
+	return err
+}
+
+// ServerSideEmitWithAck sends an event to the other nodes and returns one
+// answer per node; on a timeout, what arrived with an error.
+func (n *Namespace) ServerSideEmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
+	data, err := eventData(event, args)
+	if err != nil {
+		return nil, err
+	}
+	return n.adapter.ServerSideEmit(ctx, data, true)
+}
+
+// FetchSockets describes the sockets of the namespace on every node.
+func (n *Namespace) FetchSockets(ctx context.Context) ([]adapter.SocketInfo, error) {
+	return n.all().FetchSockets(ctx)
 }
 
 // encode renders msg once for every local recipient.

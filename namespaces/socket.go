@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,28 @@ type Handshake struct {
 	Secure  bool
 	// Auth is the CONNECT payload (an empty map when the client sent none).
 	Auth map[string]any
+}
+
+// info is the handshake as fetchSockets reports it (the shape of the
+// reference server's socket.handshake).
+func (h Handshake) info() map[string]any {
+	headers := map[string]any{}
+	for k, v := range h.Headers {
+		headers[strings.ToLower(k)] = strings.Join(v, ", ")
+	}
+	query := map[string]any{}
+	for k, v := range h.Query {
+		query[k] = v[0]
+	}
+	auth := h.Auth
+	if auth == nil {
+		auth = map[string]any{}
+	}
+	return map[string]any{
+		"headers": headers, "time": h.Time.UTC().Format(time.RFC1123), "address": h.Address,
+		"xdomain": headers["origin"] != nil, "secure": h.Secure, "issued": h.Time.UnixMilli(),
+		"url": h.URL, "query": query, "auth": auth,
+	}
 }
 
 func newHandshake(r *http.Request) Handshake {

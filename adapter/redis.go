@@ -1,0 +1,828 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Request types of the Redis adapter protocol (those of Node's
+// @socket.io/redis-adapter).
+const (
+	reqSockets              = 0
+	reqAllRooms             = 1
+	reqRemoteJoin           = 2
+	reqRemoteLeave          = 3
+	reqRemoteDisconnect     = 4
+	reqRemoteFetch          = 5
+	reqServerSideEmit       = 6
+	reqBroadcast            = 7
+	reqBroadcastClientCount = 8
+	reqBroadcastAck         = 9
+)
+
+// Defaults of RedisConfig.
+const (
+	DefaultRedisPrefix         = "socket.io"
+	DefaultRedisRequestTimeout = 5 * time.Second
+	// publishQueue bounds the messages waiting for the publisher; past it
+	// publishes are dropped (and counted) rather than blocking emitters.
+	publishQueue = 1 << 16
+)
+
+// ErrRequestTimeout is returned, with what arrived, by a cross-node request
+// some live node did not answer in time.
+var ErrRequestTimeout = errors.New("timeout reached while waiting for other nodes")
+
+// RedisConfig configures the Redis pub/sub backplane of a node.
+type RedisConfig struct {
+	// Client publishes and subscribes. Required.
+	Client redis.UniversalClient
+	// Prefix of the channel names. "": DefaultRedisPrefix ("socket.io"), as
+	// Node's adapter, so mixed clusters share channels.
+	Prefix string
+	// RequestTimeout bounds cross-node requests. 0: 5 s.
+	RequestTimeout time.Duration
+	// Logger: nil means none.
+	Logger *zap.Logger
+	// OnError observes Redis errors (for metrics); op is "publish",
+	// "subscribe" or "request". Optional.
+	OnError func(op string, err error)
+}
+
+// RedisNode is one process's connection to the Redis backplane. Its
+// namespaces' adapters (RedisNode.Adapter) share one subscriber and one
+// publisher; the subscriber's receive loop never blocks on a socket.
+type RedisNode struct {
+	cfg    RedisConfig
+	log    *zap.Logger
+	uid    string
+	client redis.UniversalClient
+	ps     *redis.PubSub
+
+	mu   sync.RWMutex
+	nsps map[string]*Redis
+
+	pubq   chan publication
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	errLog rateLog
+}
+
+type publication struct {
+	channel string
+	payload []byte
+}
+
+// NewRedisNode connects the backplane and starts its receive and publish
+// loops. The client is not closed by Close.
+func NewRedisNode(cfg RedisConfig) (*RedisNode, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("adapter: RedisConfig.Client is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultRedisPrefix
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRedisRequestTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &RedisNode{
+		cfg:    cfg,
+		log:    log.Named("redis"),
+		uid:    randomID(6),
+		client: cfg.Client,
+		nsps:   make(map[string]*Redis),
+		pubq:   make(chan publication, publishQueue),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	n.ps = cfg.Client.Subscribe(ctx)
+	n.wg.Add(2)
+	go n.receive()
+	go n.publish()
+	return n, nil
+}
+
+// UID is the node's id on the backplane.
+func (n *RedisNode) UID() string { return n.uid }
+
+// Adapter makes the adapter of a namespace; its signature fits
+// namespaces.Config.Adapter.
+func (n *RedisNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
+	p := n.cfg.Prefix
+	r := &Redis{
+		Memory:       NewMemory(recv, window),
+		node:         n,
+		nsp:          nsp,
+		channel:      p + "#" + nsp + "#",
+		reqChannel:   p + "-request#" + nsp + "#",
+		respChannel:  p + "-response#" + nsp + "#",
+		requests:     make(map[string]*request),
+		ackRequests:  make(map[string]*ackRequest),
+		requestsTime: n.cfg.RequestTimeout,
+	}
+	r.ownResp = r.respChannel + n.uid + "#"
+	n.mu.Lock()
+	n.nsps[nsp] = r
+	n.mu.Unlock()
+	if err := n.ps.PSubscribe(n.ctx, r.channel+"*"); err != nil {
+		n.fail("subscribe", err)
+	}
+	if err := n.ps.Subscribe(n.ctx, r.reqChannel, r.respChannel, r.ownResp); err != nil {
+		n.fail("subscribe", err)
+	}
+	return r
+}
+
+// Close stops the loops; pending publishes are dropped.
+func (n *RedisNode) Close() error {
+	n.cancel()
+	err := n.ps.Close()
+	n.wg.Wait()
+	return err
+}
+
+func (n *RedisNode) fail(op string, err error) {
+	if n.cfg.OnError != nil {
+		n.cfg.OnError(op, err)
+	}
+	n.errLog.log(n.log, "redis error", zap.String("op", op), zap.Error(err))
+}
+
+// receive is the subscriber loop. It only decodes and hands messages to
+// local sockets (whose queues never block); anything slower goes to a
+// goroutine. After an error it backs off (100 ms doubling to 1 s) while
+// go-redis reconnects and resubscribes.
+func (n *RedisNode) receive() {
+	defer n.wg.Done()
+	backoff := time.Duration(0)
+	for {
+		msg, err := n.ps.Receive(n.ctx)
+		if err != nil {
+			if n.ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			n.fail("subscribe", err)
+			backoff = min(max(2*backoff, 100*time.Millisecond), time.Second)
+			select {
+			case <-time.After(backoff):
+			case <-n.ctx.Done():
+				return
+			}
+			continue
+		}
+		if backoff > 0 {
+			n.log.Info("redis subscription restored")
+			backoff = 0
+		}
+		if m, ok := msg.(*redis.Message); ok {
+			n.dispatch(m.Channel, []byte(m.Payload))
+		}
+	}
+}
+
+// publish sends queued publications in order, pipelining what is waiting.
+func (n *RedisNode) publish() {
+	defer n.wg.Done()
+	batch := make([]publication, 0, 256)
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case p := <-n.pubq:
+			batch = append(batch[:0], p)
+		}
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case p := <-n.pubq:
+				batch = append(batch, p)
+			default:
+				break more
+			}
+		}
+		for {
+			_, err := n.client.Pipelined(n.ctx, func(pipe redis.Pipeliner) error {
+				for _, p := range batch {
+					pipe.Publish(n.ctx, p.channel, p.payload)
+				}
+				return nil
+			})
+			if err == nil || n.ctx.Err() != nil {
+				break
+			}
+			// Redis is away: these publications are lost to the other
+			// nodes (local delivery already happened). Retry the batch a
+			// few times with a pause, so a short blip loses nothing.
+			n.fail("publish", err)
+			if !n.sleep(200 * time.Millisecond) {
+				return
+			}
+			if len(n.pubq) > publishQueue/2 {
+				break // falling behind: give up on this batch
+			}
+		}
+	}
+}
+
+func (n *RedisNode) sleep(d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-n.ctx.Done():
+		return false
+	}
+}
+
+// enqueue hands a publication to the publisher without blocking.
+func (n *RedisNode) enqueue(channel string, payload []byte) {
+	select {
+	case n.pubq <- publication{channel, payload}:
+	default:
+		n.fail("publish", errors.New("publish queue full, message dropped"))
+	}
+}
+
+// dispatch routes a message by channel to its namespace's adapter.
+func (n *RedisNode) dispatch(channel string, payload []byte) {
+	p := n.cfg.Prefix
+	var nsp, rest string
+	var kind byte
+	switch {
+	case strings.HasPrefix(channel, p+"-request#"):
+		nsp, rest, kind = cut(channel[len(p)+len("-request#"):]), "", 'q'
+	case strings.HasPrefix(channel, p+"-response#"):
+		nsp, rest, kind = cut(channel[len(p)+len("-response#"):]), "", 'r'
+	case strings.HasPrefix(channel, p+"#"):
+		s := channel[len(p)+1:]
+		nsp = cut(s)
+		rest = strings.TrimSuffix(s[len(nsp)+1:], "#")
+		kind = 'b'
+	default:
+		return
+	}
+	n.mu.RLock()
+	r := n.nsps[nsp]
+	n.mu.RUnlock()
+	if r == nil {
+		return
+	}
+	switch kind {
+	case 'b':
+		r.onBroadcast(rest, payload)
+	case 'q':
+		r.onRequest(payload)
+	case 'r':
+		r.onResponse(payload)
+	}
+}
+
+// cut returns the namespace at the start of s (up to its '#').
+func cut(s string) string {
+	if i := strings.IndexByte(s, '#'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Redis is the adapter of one namespace on the Redis pub/sub backplane,
+// wire-compatible with Node's @socket.io/redis-adapter: local state and
+// delivery are the embedded Memory's.
+type Redis struct {
+	*Memory
+	node                                      *RedisNode
+	nsp                                       string
+	channel, reqChannel, respChannel, ownResp string
+	requestsTime                              time.Duration
+	mu                                        sync.Mutex
+	requests                                  map[string]*request
+	ackRequests                               map[string]*ackRequest
+	closed                                    atomic.Bool
+}
+
+// request is a cross-node request waiting for answers.
+type request struct {
+	typ       int
+	numSub    int
+	msgCount  int
+	sockets   []SocketInfo
+	responses []any
+	done      chan struct{}
+	finished  bool
+}
+
+type ackRequest struct {
+	onCount func(int)
+	onAck   func([]any)
+}
+
+// wireOpts is the opts object of the protocol.
+type wireOpts struct {
+	Rooms  []string       `json:"rooms" msgpack:"rooms"`
+	Except []string       `json:"except" msgpack:"except"`
+	Flags  map[string]any `json:"flags,omitempty" msgpack:"flags,omitempty"`
+}
+
+func toWire(o Options) wireOpts {
+	w := wireOpts{Rooms: o.Rooms, Except: o.Except, Flags: map[string]any{}}
+	if w.Rooms == nil {
+		w.Rooms = []string{}
+	}
+	if w.Except == nil {
+		w.Except = []string{}
+	}
+	if o.Volatile {
+		w.Flags["volatile"] = true
+	}
+	if o.Timeout > 0 {
+		w.Flags["timeout"] = o.Timeout.Milliseconds()
+	}
+	return w
+}
+
+func fromWire(v any) Options {
+	m, _ := v.(map[string]any)
+	o := Options{Rooms: strings_(m["rooms"]), Except: strings_(m["except"])}
+	if f, ok := m["flags"].(map[string]any); ok {
+		o.Volatile, _ = f["volatile"].(bool)
+		if t, ok := toInt(f["timeout"]); ok && t > 0 {
+			o.Timeout = time.Duration(t) * time.Millisecond
+		}
+	}
+	return o
+}
+
+// packet renders msg as the protocol's packet object.
+func (r *Redis) packet(msg *Message) map[string]any {
+	p := map[string]any{"type": msg.Type, "data": plain(msg.Data), "nsp": r.nsp}
+	if msg.AckID >= 0 && msg.OnAck == nil {
+		p["id"] = msg.AckID
+	}
+	return p
+}
+
+// Broadcast publishes msg to the other nodes (unless Local) and delivers it
+// locally.
+func (r *Redis) Broadcast(msg *Message, opts Options) {
+	if !opts.Local {
+		b, err := encodeMsgpack([]any{r.node.uid, r.packet(msg), toWire(opts)})
+		if err != nil {
+			r.node.fail("publish", fmt.Errorf("encode broadcast: %w", err))
+		} else {
+			ch := r.channel
+			if len(opts.Rooms) == 1 {
+				ch += opts.Rooms[0] + "#"
+			}
+			r.node.enqueue(ch, b)
+		}
+	}
+	r.Memory.Broadcast(msg, opts)
+}
+
+// onBroadcast delivers a broadcast from another node.
+func (r *Redis) onBroadcast(room string, payload []byte) {
+	if room != "" && !r.hasRoom(room) {
+		return
+	}
+	var v []any
+	if err := decodeMsgpack(payload, &v); err != nil || len(v) < 3 {
+		r.node.fail("request", fmt.Errorf("bad broadcast message: %v", err))
+		return
+	}
+	if uid, _ := v[0].(string); uid == r.node.uid {
+		return
+	}
+	msg, ok := r.message(v[1])
+	if !ok {
+		return
+	}
+	opts := fromWire(v[2])
+	opts.Local = true
+	msg.Volatile = opts.Volatile
+	r.Memory.Broadcast(msg, opts)
+}
+
+func (r *Redis) hasRoom(room string) bool {
+	r.Memory.mu.RLock()
+	defer r.Memory.mu.RUnlock()
+	_, ok := r.Memory.rooms[room]
+	return ok
+}
+
+// message reads a protocol packet object.
+func (r *Redis) message(v any) (*Message, bool) {
+	p, ok := v.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	if nsp, ok := p["nsp"].(string); ok && nsp != r.nsp {
+		return nil, false
+	}
+	typ, _ := toInt(p["type"])
+	data, _ := p["data"].([]any)
+	msg := &Message{Type: int(typ), Data: data, AckID: -1}
+	return msg, true
+}
+
+// BroadcastWithAck asks every node to deliver msg and report its
+// recipients' count and acks.
+func (r *Redis) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) {
+	if !opts.Local {
+		id := randomID(6)
+		b, err := encodeMsgpack(map[string]any{
+			"uid": r.node.uid, "requestId": id, "type": reqBroadcast,
+			"packet": r.packet(msg), "opts": toWire(opts),
+		})
+		if err == nil {
+			r.mu.Lock()
+			r.ackRequests[id] = &ackRequest{onCount: onCount, onAck: msg.OnAck}
+			r.mu.Unlock()
+			timeout := opts.Timeout
+			if timeout <= 0 {
+				timeout = r.requestsTime
+			}
+			time.AfterFunc(timeout, func() {
+				r.mu.Lock()
+				delete(r.ackRequests, id)
+				r.mu.Unlock()
+			})
+			r.node.enqueue(r.reqChannel, b)
+		} else {
+			r.node.fail("publish", err)
+		}
+	}
+	r.Memory.BroadcastWithAck(msg, opts, onCount)
+}
+
+// ServerCount asks Redis how many nodes listen on the request channel.
+func (r *Redis) ServerCount(ctx context.Context) int {
+	res, err := r.node.client.PubSubNumSub(ctx, r.reqChannel).Result()
+	if err != nil {
+		r.node.fail("request", err)
+		return 1
+	}
+	if n := int(res[r.reqChannel]); n > 0 {
+		return n
+	}
+	return 1
+}
+
+// AddSockets applies locally at once and asks the other nodes.
+func (r *Redis) AddSockets(opts Options, rooms []string) {
+	r.Memory.AddSockets(opts, rooms)
+	if !opts.Local {
+		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteJoin, "opts": toWire(opts), "rooms": rooms})
+	}
+}
+
+func (r *Redis) DelSockets(opts Options, rooms []string) {
+	r.Memory.DelSockets(opts, rooms)
+	if !opts.Local {
+		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteLeave, "opts": toWire(opts), "rooms": rooms})
+	}
+}
+
+func (r *Redis) DisconnectSockets(opts Options, close bool) {
+	r.Memory.DisconnectSockets(opts, close)
+	if !opts.Local {
+		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteDisconnect, "opts": toWire(opts), "close": close})
+	}
+}
+
+func (r *Redis) publishJSON(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		r.node.fail("publish", err)
+		return
+	}
+	r.node.enqueue(r.reqChannel, b)
+}
+
+// FetchSockets gathers the matching sockets of every live node.
+func (r *Redis) FetchSockets(ctx context.Context, opts Options) ([]SocketInfo, error) {
+	local, _ := r.Memory.FetchSockets(ctx, opts)
+	if opts.Local {
+		return local, nil
+	}
+	req, err := r.ask(ctx, reqRemoteFetch, map[string]any{"opts": toWire(opts)})
+	if req == nil {
+		return local, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append(local, req.sockets...), err
+}
+
+// ServerSideEmit sends data to the other nodes' namespaces.
+func (r *Redis) ServerSideEmit(ctx context.Context, data []any, withAck bool) ([]any, error) {
+	if !withAck {
+		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqServerSideEmit, "data": plain(data)})
+		return nil, nil
+	}
+	req, err := r.ask(ctx, reqServerSideEmit, map[string]any{"data": plain(data)})
+	if req == nil {
+		return []any{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]any{}, req.responses...), err
+}
+
+// ask publishes a request and waits for one answer per other live node.
+func (r *Redis) ask(ctx context.Context, typ int, body map[string]any) (*request, error) {
+	others := r.ServerCount(ctx) - 1
+	if others <= 0 {
+		return nil, nil
+	}
+	id := randomID(6)
+	req := &request{typ: typ, numSub: others, done: make(chan struct{})}
+	body["uid"] = r.node.uid
+	body["requestId"] = id
+	body["type"] = typ
+	r.mu.Lock()
+	r.requests[id] = req
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.requests, id)
+		r.mu.Unlock()
+	}()
+	r.publishJSON(body)
+	t := time.NewTimer(r.requestsTime)
+	defer t.Stop()
+	select {
+	case <-req.done:
+		return req, nil
+	case <-t.C:
+		r.mu.Lock()
+		got := req.msgCount
+		r.mu.Unlock()
+		return req, fmt.Errorf("%w: %d of %d answered", ErrRequestTimeout, got, others)
+	case <-ctx.Done():
+		return req, ctx.Err()
+	}
+}
+
+// onRequest serves a request from another node (or an emitter).
+func (r *Redis) onRequest(payload []byte) {
+	var req map[string]any
+	var err error
+	if len(payload) > 0 && payload[0] == '{' {
+		err = json.Unmarshal(payload, &req)
+	} else {
+		err = decodeMsgpack(payload, &req)
+	}
+	if err != nil {
+		r.node.fail("request", fmt.Errorf("bad request: %w", err))
+		return
+	}
+	typ, _ := toInt(req["type"])
+	uid, _ := req["uid"].(string)
+	id, _ := req["requestId"].(string)
+	own := uid == r.node.uid
+	switch typ {
+	case reqSockets:
+		if own {
+			return
+		}
+		ids := r.Memory.Sockets(fromWire(map[string]any{"rooms": req["rooms"]}))
+		r.respond(uid, map[string]any{"requestId": id, "sockets": orEmpty(ids)})
+	case reqAllRooms:
+		if own {
+			return
+		}
+		r.Memory.mu.RLock()
+		rooms := make([]string, 0, len(r.Memory.rooms))
+		for room := range r.Memory.rooms {
+			rooms = append(rooms, room)
+		}
+		r.Memory.mu.RUnlock()
+		r.respond(uid, map[string]any{"requestId": id, "rooms": rooms})
+	case reqRemoteJoin, reqRemoteLeave, reqRemoteDisconnect:
+		if own {
+			return // applied locally when sent
+		}
+		if o, ok := req["opts"]; ok && o != nil {
+			opts := fromWire(o)
+			switch typ {
+			case reqRemoteJoin:
+				r.Memory.AddSockets(opts, strings_(req["rooms"]))
+			case reqRemoteLeave:
+				r.Memory.DelSockets(opts, strings_(req["rooms"]))
+			default:
+				closeConn, _ := req["close"].(bool)
+				r.Memory.DisconnectSockets(opts, closeConn)
+			}
+			return
+		}
+		// The older form names one socket.
+		sid, _ := req["sid"].(string)
+		if sid == "" || len(r.Memory.Rooms(sid)) == 0 {
+			return
+		}
+		switch typ {
+		case reqRemoteJoin:
+			room, _ := req["room"].(string)
+			r.Memory.Join(sid, room)
+		case reqRemoteLeave:
+			room, _ := req["room"].(string)
+			r.Memory.Leave(sid, room)
+		default:
+			closeConn, _ := req["close"].(bool)
+			r.Memory.recv.Disconnect(sid, closeConn)
+		}
+		r.respond(uid, map[string]any{"requestId": id})
+	case reqRemoteFetch:
+		if own {
+			return
+		}
+		sockets, _ := r.Memory.FetchSockets(context.Background(), fromWire(req["opts"]))
+		if sockets == nil {
+			sockets = []SocketInfo{}
+		}
+		r.respond(uid, map[string]any{"requestId": id, "sockets": sockets})
+	case reqServerSideEmit:
+		if own {
+			return
+		}
+		data, _ := req["data"].([]any)
+		var ack func(any)
+		if id != "" {
+			var once sync.Once
+			ack = func(v any) {
+				once.Do(func() {
+					b, err := json.Marshal(map[string]any{"type": reqServerSideEmit, "requestId": id, "data": plain1(v)})
+					if err == nil {
+						r.node.enqueue(r.respChannel, b)
+					}
+				})
+			}
+		}
+		// User handlers may be slow: never on the receive loop.
+		go r.Memory.recv.ServerSideEmit(data, ack)
+	case reqBroadcast:
+		r.mu.Lock()
+		_, mine := r.ackRequests[id]
+		r.mu.Unlock()
+		if mine || own {
+			return
+		}
+		msg, ok := r.message(req["packet"])
+		if !ok {
+			return
+		}
+		opts := fromWire(req["opts"])
+		opts.Local = true
+		msg.AckTimeout = opts.Timeout
+		msg.OnAck = func(args []any) {
+			b, err := encodeMsgpack(map[string]any{"type": reqBroadcastAck, "requestId": id, "packet": plain1(ackArg(args))})
+			if err == nil {
+				r.node.enqueue(r.respChannel, b)
+			}
+		}
+		r.Memory.BroadcastWithAck(msg, opts, func(n int) {
+			r.respond(uid, map[string]any{"type": reqBroadcastClientCount, "requestId": id, "clientCount": n})
+		})
+	}
+}
+
+// ackArg is what a remote ack carries: the client's first argument.
+func ackArg(args []any) any {
+	if len(args) == 0 {
+		return nil
+	}
+	return args[0]
+}
+
+// respond publishes a JSON response on the shared response channel (Node
+// adapters listen there by default).
+func (r *Redis) respond(_ string, v map[string]any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		r.node.fail("publish", err)
+		return
+	}
+	r.node.enqueue(r.respChannel, b)
+}
+
+// onResponse matches a response to a pending request.
+func (r *Redis) onResponse(payload []byte) {
+	var resp map[string]any
+	var err error
+	if len(payload) > 0 && payload[0] == '{' {
+		err = json.Unmarshal(payload, &resp)
+	} else {
+		err = decodeMsgpack(payload, &resp)
+	}
+	if err != nil {
+		return
+	}
+	id, _ := resp["requestId"].(string)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ar := r.ackRequests[id]; ar != nil {
+		typ, _ := toInt(resp["type"])
+		switch typ {
+		case reqBroadcastClientCount:
+			n, _ := toInt(resp["clientCount"])
+			go ar.onCount(int(n))
+		case reqBroadcastAck:
+			if ar.onAck != nil {
+				go ar.onAck([]any{resp["packet"]})
+			}
+		}
+		return
+	}
+	req := r.requests[id]
+	if req == nil || req.finished {
+		return
+	}
+	switch req.typ {
+	case reqRemoteFetch:
+		list, ok := resp["sockets"].([]any)
+		if !ok {
+			return
+		}
+		for _, s := range list {
+			req.sockets = append(req.sockets, socketInfo(s))
+		}
+	case reqServerSideEmit:
+		req.responses = append(req.responses, resp["data"])
+	default:
+		return
+	}
+	req.msgCount++
+	if req.msgCount >= req.numSub {
+		req.finished = true
+		close(req.done)
+	}
+}
+
+func socketInfo(v any) SocketInfo {
+	m, _ := v.(map[string]any)
+	id, _ := m["id"].(string)
+	hs, _ := m["handshake"].(map[string]any)
+	return SocketInfo{ID: id, Handshake: hs, Rooms: strings_(m["rooms"]), Data: m["data"]}
+}
+
+// Close unsubscribes the namespace.
+func (r *Redis) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	n := r.node
+	n.mu.Lock()
+	delete(n.nsps, r.nsp)
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if n.ctx.Err() == nil {
+		_ = n.ps.PUnsubscribe(ctx, r.channel+"*")
+		_ = n.ps.Unsubscribe(ctx, r.reqChannel, r.respChannel, r.ownResp)
+	}
+	return r.Memory.Close()
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func strings_(v any) []string {
+	switch t := v.(type) {
+	case []string:
+		return t
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, e := range t {
+			switch s := e.(type) {
+			case string:
+				out = append(out, s)
+			default:
+				if n, ok := toInt(e); ok {
+					out = append(out, strconv.FormatInt(n, 10))
+				}
+			}
+		}
+		return out
+	}
+	return nil
+}
