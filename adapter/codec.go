@@ -28,7 +28,7 @@ func encodeMsgpack(v any) ([]byte, error) {
 // decodeMsgpack decodes into v; maps become map[string]any.
 func decodeMsgpack(b []byte, v any) error {
 	dec := msgpack.NewDecoder(bytes.NewReader(b))
-	dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() })
+	dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) { return d.DecodeMap() })
 	return dec.Decode(v)
 }
 

@@ -71,7 +71,17 @@ type Config struct {
 	// Hub configures the built-in hub protocol.
 	Hub HubConfig
 
-	// Adapter makes each namespace's adapter. nil: memory.
+	// Backplane selects the adapter: "" or "memory" (this node only),
+	// "redis" (Redis pub/sub, wire-compatible with Node's
+	// @socket.io/redis-adapter; needs RedisURL).
+	Backplane string
+	// RedisURL is the Redis of the backplane, e.g. redis://127.0.0.1:6379/0.
+	RedisURL string
+	// RedisPrefix prefixes the backplane's channels. "": "socket.io".
+	RedisPrefix string
+
+	// Adapter, when set, makes each namespace's adapter (and Backplane is
+	// ignored): for programs that bring their own.
 	Adapter func(nsp string, recv adapter.Receiver, recoveryWindow time.Duration) adapter.Adapter
 
 	// Logger: nil means no logs.
@@ -126,6 +136,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PingInterval < 0 || c.PingTimeout < 0 || c.MaxPayload < 0 || c.UpgradeTimeout < 0 {
 		return c, fmt.Errorf("%w: ping interval, ping timeout, max payload and upgrade timeout must be positive", ErrBadConfig)
+	}
+	switch c.Backplane {
+	case "", "memory":
+	case "redis":
+		if c.RedisURL == "" {
+			return c, fmt.Errorf("%w: the redis backplane needs a Redis URL", ErrBadConfig)
+		}
+	case "redis-sharded", "redis-streams":
+		return c, fmt.Errorf("%w: backplane %q is not available yet (use memory or redis)", ErrBadConfig, c.Backplane)
+	default:
+		return c, fmt.Errorf("%w: unknown backplane %q (want memory or redis)", ErrBadConfig, c.Backplane)
 	}
 	if c.ConnectRate < 0 || c.ConnectBurst < 0 || c.DrainWindow < 0 {
 		return c, fmt.Errorf("%w: connect rate, connect burst and drain window must not be negative", ErrBadConfig)

@@ -45,6 +45,10 @@ func ValidRoom(v any) (string, error) {
 	return room, nil
 }
 
+// PingEvent is the server-side event every roomcast node answers with
+// {"node": id, "sockets": n}.
+const PingEvent = "roomcast:ping"
+
 // installHub serves the hub protocol on "/" and on the namespaces matching
 // Hub.Namespaces.
 func (srv *Server) installHub() {
@@ -54,7 +58,12 @@ func (srv *Server) installHub() {
 		}
 		n.OnConnection(srv.hubSocket)
 	}
-	setup(srv.nsps.Of("/"))
+	main := srv.nsps.Of("/")
+	setup(main)
+	// A cluster probe: every node answers with its id and local sockets.
+	main.OnServerSideEmit(PingEvent, func(_ []any, ack func(any)) {
+		ack(map[string]any{"node": srv.NodeID(), "sockets": main.Len()})
+	})
 	if re := srv.cfg.Hub.Namespaces; re != nil {
 		srv.nsps.OfPattern(re, setup)
 	}

@@ -11,20 +11,21 @@ import (
 // metrics are the server's Prometheus collectors. Labels are bounded:
 // namespace, reason, policy — never socket, room or user.
 type metrics struct {
-	connOpen     prometheus.Gauge
-	sockets      *prometheus.GaugeVec
-	connects     *prometheus.CounterVec
-	disconnects  *prometheus.CounterVec
-	connectErrs  *prometheus.CounterVec
-	closes       *prometheus.CounterVec
-	slowCloses   *prometheus.CounterVec
-	rejected     *prometheus.CounterVec
-	dropped      *prometheus.CounterVec
-	coalesced    prometheus.Counter
-	queuePackets prometheus.Histogram
-	queueBytes   prometheus.Histogram
-	sendLatency  prometheus.Histogram
-	queueStats   clients.Stats
+	connOpen        prometheus.Gauge
+	sockets         *prometheus.GaugeVec
+	connects        *prometheus.CounterVec
+	disconnects     *prometheus.CounterVec
+	connectErrs     *prometheus.CounterVec
+	closes          *prometheus.CounterVec
+	slowCloses      *prometheus.CounterVec
+	rejected        *prometheus.CounterVec
+	dropped         *prometheus.CounterVec
+	coalesced       prometheus.Counter
+	queuePackets    prometheus.Histogram
+	queueBytes      prometheus.Histogram
+	sendLatency     prometheus.Histogram
+	backplaneErrors *prometheus.CounterVec
+	queueStats      clients.Stats
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -58,8 +59,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		sendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "roomcast_send_latency_seconds", Help: "Time from enqueue to write complete, per packet.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)}),
+		backplaneErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roomcast_backplane_errors_total", Help: "Backplane (Redis) errors, per operation."}, []string{"op"}),
 	}
-	reg.MustRegister(m.connOpen, m.sockets, m.connects, m.disconnects, m.connectErrs, m.closes,
+	reg.MustRegister(m.backplaneErrors, m.connOpen, m.sockets, m.connects, m.disconnects, m.connectErrs, m.closes,
 		m.slowCloses, m.rejected, m.dropped, m.coalesced, m.queuePackets, m.queueBytes, m.sendLatency)
 	m.queueStats = clients.Stats{
 		Dropped:   func(n int, p clients.Policy) { m.dropped.WithLabelValues(p.String()).Add(float64(n)) },

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +19,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/roomcast/roomcast/adapter"
 	"github.com/roomcast/roomcast/clients"
 	"github.com/roomcast/roomcast/namespaces"
 )
@@ -40,6 +42,9 @@ type Server struct {
 	sessions map[string]*session
 
 	draining atomic.Bool
+	id       string
+	redis    *redis.Client
+	node     *adapter.RedisNode
 	ln       net.Listener
 	lnMu     sync.Mutex
 	ready    chan struct{}
@@ -51,7 +56,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[string]*session), ready: make(chan struct{})}
+	srv := &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[string]*session), ready: make(chan struct{}), id: clients.NewID()[:12]}
 	srv.reg = cfg.Registry
 	if srv.reg == nil {
 		srv.reg = prometheus.NewRegistry()
@@ -62,10 +67,15 @@ func New(cfg Config) (*Server, error) {
 		srv.limiter = rate.NewLimiter(rate.Limit(cfg.ConnectRate), cfg.ConnectBurst)
 	}
 	m := srv.metrics
+	if cfg.Backplane == "redis" && cfg.Adapter == nil {
+		if err := srv.connectRedis(); err != nil {
+			return nil, err
+		}
+	}
 	srv.nsps = namespaces.New(namespaces.Config{
-		RecoveryWindow: cfg.RecoveryWindow,
+		RecoveryWindow: srv.cfg.RecoveryWindow,
 		AckTimeout:     cfg.AckTimeout,
-		Adapter:        cfg.Adapter,
+		Adapter:        srv.cfg.Adapter,
 		Logger:         cfg.Logger,
 		Hooks: namespaces.Hooks{
 			Connect: func(nsp string) {
@@ -89,7 +99,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	srv.mux = http.NewServeMux()
 	srv.mux.HandleFunc(cfg.Path, srv.serveEngine)
-	srv.mux.HandleFunc("POST /api/v1/emit", srv.serveEmit)
+	srv.mux.HandleFunc("POST /api/v1/emit", api(srv, srv.serveEmit))
+	srv.mux.HandleFunc("GET /api/v1/sockets", api(srv, srv.serveSockets))
+	srv.mux.HandleFunc("POST /api/v1/rooms", api(srv, srv.serveRooms))
+	srv.mux.HandleFunc("POST /api/v1/disconnect", api(srv, srv.serveDisconnect))
+	srv.mux.HandleFunc("POST /api/v1/server-emit", api(srv, srv.serveServerEmit))
 	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	srv.mux.HandleFunc("GET /readyz", srv.serveReady)
 	srv.mux.Handle("GET /metrics", promhttp.HandlerFor(srv.reg, promhttp.HandlerOpts{}))
@@ -99,6 +113,14 @@ func New(cfg Config) (*Server, error) {
 		ErrorLog:          zap.NewStdLog(cfg.Logger.Named("http")),
 	}
 	return srv, nil
+}
+
+// NodeID identifies this node (its backplane uid with Redis).
+func (srv *Server) NodeID() string {
+	if srv.node != nil {
+		return srv.node.UID()
+	}
+	return srv.id
 }
 
 // Handler is the server's HTTP handler, for embedding in another server.
@@ -197,7 +219,35 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	srv.nsps.Close()
+	if srv.node != nil {
+		srv.node.Close()
+		srv.redis.Close()
+	}
 	return err
+}
+
+// connectRedis sets up the Redis backplane.
+func (srv *Server) connectRedis() error {
+	opts, err := redis.ParseURL(srv.cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("%w: redis URL: %v", ErrBadConfig, err)
+	}
+	srv.redis = redis.NewClient(opts)
+	node, err := adapter.NewRedisNode(adapter.RedisConfig{
+		Client: srv.redis,
+		Prefix: srv.cfg.RedisPrefix,
+		Logger: srv.log,
+		OnError: func(op string, _ error) {
+			srv.metrics.backplaneErrors.WithLabelValues(op).Inc()
+		},
+	})
+	if err != nil {
+		srv.redis.Close()
+		return err
+	}
+	srv.node = node
+	srv.cfg.Adapter = node.Adapter
+	return nil
 }
 
 func (srv *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
@@ -206,62 +256,6 @@ func (srv *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	io.WriteString(w, "ready\n")
-}
-
-// emitRequest is the body of POST /api/v1/emit.
-type emitRequest struct {
-	Namespace string          `json:"namespace"`
-	Rooms     []string        `json:"rooms"`
-	Except    []string        `json:"except"`
-	Event     string          `json:"event"`
-	Data      json.RawMessage `json:"data"`
-	Volatile  bool            `json:"volatile"`
-	Coalesce  string          `json:"coalesce"`
-}
-
-func (srv *Server) serveEmit(w http.ResponseWriter, r *http.Request) {
-	if srv.cfg.APIKey != "" {
-		auth := r.Header.Get("Authorization")
-		if !strings.HasPrefix(auth, "Bearer ") || !constantTimeEqual(auth[len("Bearer "):], srv.cfg.APIKey) {
-			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "missing or wrong bearer key"})
-			return
-		}
-	}
-	var req emitRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(srv.cfg.MaxPayload)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("bad JSON: %v", err)})
-		return
-	}
-	if req.Event == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "event is required"})
-		return
-	}
-	if req.Namespace == "" {
-		req.Namespace = "/"
-	}
-	nsp := srv.nsps.Lookup(req.Namespace)
-	if nsp == nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "unknown namespace " + req.Namespace})
-		return
-	}
-	b := nsp.To(req.Rooms...).Except(req.Except...)
-	if req.Volatile {
-		b = b.Volatile()
-	}
-	if req.Coalesce != "" {
-		b = b.Coalesce(req.Coalesce)
-	}
-	var args []any
-	if len(req.Data) > 0 {
-		args = append(args, req.Data)
-	}
-	if err := b.Emit(r.Context(), req.Event, args...); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

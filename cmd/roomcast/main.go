@@ -23,12 +23,26 @@ import (
 	"github.com/roomcast/roomcast/server"
 )
 
+const usage = `usage:
+  roomcast serve [flags]   run the hub (roomcast serve -h for the flags)
+  roomcast emit [flags]    publish an event through Redis (roomcast emit -h)`
+
 func main() {
-	if len(os.Args) < 2 || os.Args[1] != "serve" {
-		fmt.Fprintln(os.Stderr, "usage: roomcast serve [flags]   (roomcast serve -h for the flags)")
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
-	if err := serve(os.Args[2:]); err != nil {
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "emit":
+		err = emit(os.Args[2:])
+	default:
+		fmt.Fprintln(os.Stderr, usage)
+		os.Exit(2)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "roomcast:", err)
 		os.Exit(1)
 	}
@@ -37,7 +51,7 @@ func main() {
 // options are the flags of `roomcast serve`.
 type options struct {
 	addr, logFormat, logLevel, path, cors, namespaces, apiKey, jwtSecret, jwtPublicKey string
-	policy                                                                             string
+	policy, backplane, redisURL, redisPrefix                                           string
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
 	maxPayload, queueBytes, queuePackets, burst                                        int
 	connectRate                                                                        float64
@@ -71,7 +85,18 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.policy, "send-queue-policy", "disconnect", "full send queue policy: disconnect, drop-oldest or coalesce")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "a write taking longer closes the connection")
 	fs.DurationVar(&o.ackTime, "ack-timeout", 0, "default timeout of server emits with ack (0 = none)")
-	// The environment first (ROOMCAST_<FLAG>), then the command line wins.
+	fs.StringVar(&o.backplane, "adapter", "memory", "adapter: memory or redis")
+	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis of the redis adapter")
+	fs.StringVar(&o.redisPrefix, "redis-prefix", "socket.io", "channel prefix of the redis adapter")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// parseFlags applies the environment (ROOMCAST_<FLAG>), then the command
+// line, which wins.
+func parseFlags(fs *flag.FlagSet, args []string) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "ROOMCAST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -82,15 +107,15 @@ func parse(args []string) (*options, error) {
 		}
 	})
 	if envErr != nil {
-		return nil, envErr
+		return envErr
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	return o, nil
+	return nil
 }
 
 func newLogger(format, level string) (*zap.Logger, error) {
@@ -129,6 +154,11 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		Logger:         log,
 		Queue:          clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
 		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf},
+		Backplane:      o.backplane,
+		RedisPrefix:    o.redisPrefix,
+	}
+	if o.backplane != "memory" {
+		cfg.RedisURL = o.redisURL
 	}
 	if o.recovery == 0 {
 		cfg.RecoveryWindow = -1 // the flag's 0 means off

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/roomcast/roomcast/adapter"
+)
+
+// emit publishes one event through the Redis backplane, as an emitter.
+func emit(args []string) error {
+	fs := flag.NewFlagSet("roomcast emit", flag.ContinueOnError)
+	url := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis of the backplane")
+	prefix := fs.String("redis-prefix", "socket.io", "channel prefix of the backplane")
+	nsp := fs.String("namespace", "/", "namespace")
+	rooms := fs.String("room", "", "rooms, comma separated (none: every socket)")
+	except := fs.String("except", "", "rooms to skip, comma separated")
+	event := fs.String("event", "", "event name (required)")
+	data := fs.String("data", "", "JSON argument (none: no argument)")
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *event == "" {
+		return errors.New("--event is required")
+	}
+	var payload []any
+	if *data != "" {
+		if !json.Valid([]byte(*data)) {
+			return fmt.Errorf("--data is not valid JSON: %s", *data)
+		}
+		payload = append(payload, json.RawMessage(*data))
+	}
+	opts, err := redis.ParseURL(*url)
+	if err != nil {
+		return fmt.Errorf("--redis-url: %w", err)
+	}
+	client := redis.NewClient(opts)
+	defer client.Close()
+	e := adapter.NewEmitter(client, *prefix).Of(*nsp).To(split(*rooms)...).Except(split(*except)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return e.Emit(ctx, *event, payload...)
+}
+
+func split(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
