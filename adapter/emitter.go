@@ -53,9 +53,17 @@ func (e *Emitter) Of(nsp string) *Emitter {
 
 // To adds rooms; Except skips sockets in rooms; Volatile lets busy sockets
 // drop the emit.
-func (e *Emitter) To(rooms ...string) *Emitter     { c := e.clone(); c.rooms = append(c.rooms, rooms...); return c }
-func (e *Emitter) Except(rooms ...string) *Emitter { c := e.clone(); c.except = append(c.except, rooms...); return c }
-func (e *Emitter) Volatile() *Emitter              { c := e.clone(); c.volatile = true; return c }
+func (e *Emitter) To(rooms ...string) *Emitter {
+	c := e.clone()
+	c.rooms = append(c.rooms, rooms...)
+	return c
+}
+func (e *Emitter) Except(rooms ...string) *Emitter {
+	c := e.clone()
+	c.except = append(c.except, rooms...)
+	return c
+}
+func (e *Emitter) Volatile() *Emitter { c := e.clone(); c.volatile = true; return c }
 
 // reserved are the event names socket.io clients keep for themselves.
 var reserved = map[string]bool{"connect": true, "connect_error": true, "disconnect": true,
