@@ -1,0 +1,307 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+)
+
+// redisServer is a redis-server process of a test, on its own port.
+type redisServer struct {
+	t    testing.TB
+	port int
+	cmd  *exec.Cmd
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startRedis runs redis-server on a free port until the test ends.
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server is required for the Redis tests: install it (Debian: apt-get install redis-server)")
+	}
+	r := &redisServer{t: t, port: freePort(t)}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+
+func (r *redisServer) start() {
+	r.t.Helper()
+	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
+	defer c.Close()
+	waitFor(r.t, func() bool { return c.Ping(context.Background()).Err() == nil })
+}
+
+func (r *redisServer) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// cluster starts n servers on one Redis.
+func cluster(t *testing.T, rs *redisServer, n int, cfg Config) ([]*Server, []string) {
+	var srvs []*Server
+	var addrs []string
+	for i := 0; i < n; i++ {
+		c := cfg
+		c.Backplane, c.RedisURL = "redis", rs.url()
+		s, a := startServer(t, c)
+		srvs = append(srvs, s)
+		addrs = append(addrs, a)
+	}
+	return srvs, addrs
+}
+
+// expect reads until a message matching re arrives (acks the ones that ask).
+func (c *rawClient) expect(re string) string {
+	c.t.Helper()
+	rx := regexp.MustCompile(re)
+	for i := 0; i < 100; i++ {
+		m := c.read()
+		if rx.MatchString(m) {
+			return m
+		}
+	}
+	c.t.Fatalf("no message matching %s", re)
+	return ""
+}
+
+// next returns the next message, which must match re: what should not
+// have arrived is caught by the fence message sent after it.
+func (c *rawClient) next(re string) {
+	c.t.Helper()
+	if m := c.read(); !regexp.MustCompile(re).MatchString(m) {
+		c.t.Fatalf("got %q, want %s", m, re)
+	}
+}
+
+func (c *rawClient) join(room string) {
+	c.t.Helper()
+	c.write(fmt.Sprintf(`429["join",%q]`, room))
+	c.expect(`^439\[`)
+}
+
+// sid returns the socket id from a CONNECT answer.
+func sidOf(connectAnswer string) string {
+	m := regexp.MustCompile(`"sid":"([^"]+)"`).FindStringSubmatch(connectAnswer)
+	return m[1]
+}
+
+func TestRedisCrossNodeOperations(t *testing.T) {
+	rs := startRedis(t)
+	srvs, addrs := cluster(t, rs, 3, Config{RecoveryWindow: -1})
+	ctx := context.Background()
+	var cl []*rawClient
+	var sids []string
+	for i := 0; i < 3; i++ {
+		c := dialRaw(t, addrs[i], 0)
+		sids = append(sids, sidOf(c.connect("/")))
+		c.join("all")
+		c.join(fmt.Sprintf("r%d", i))
+		cl = append(cl, c)
+	}
+	// The three nodes must see each other before the checks.
+	waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 3 })
+
+	t.Run("room broadcast reaches every node", func(t *testing.T) {
+		srvs[0].To("all").Emit(ctx, "a", 1)
+		for _, c := range cl {
+			c.expect(`^42\["a",1\]$`)
+		}
+	})
+	t.Run("several rooms, once each", func(t *testing.T) {
+		srvs[1].To("r0", "r2", "all").Emit(ctx, "b")
+		for _, c := range cl {
+			c.expect(`^42\["b"\]$`)
+		}
+		srvs[0].To("all").Emit(ctx, "fence", 1)
+		for _, c := range cl {
+			c.next(`^42\["fence",1\]$`)
+		}
+	})
+	t.Run("except a room and a socket", func(t *testing.T) {
+		srvs[2].To("all").Except("r0", sids[1]).Emit(ctx, "c")
+		cl[2].expect(`^42\["c"\]$`)
+		srvs[2].To("all").Emit(ctx, "fence", 2)
+		for _, c := range cl {
+			c.next(`^42\["fence",2\]$`)
+		}
+	})
+	t.Run("to a socket id on another node", func(t *testing.T) {
+		srvs[0].To(sids[2]).Emit(ctx, "d")
+		cl[2].expect(`^42\["d"\]$`)
+	})
+	t.Run("broadcast to all", func(t *testing.T) {
+		srvs[1].Of("/").Local().Emit(ctx, "local-only")
+		srvs[1].Of("/").To().Emit(ctx, "e")
+		cl[1].next(`local-only`)
+		for _, c := range cl {
+			c.next(`^42\["e"\]$`)
+		}
+	})
+	t.Run("acks from every node", func(t *testing.T) {
+		res := make(chan []any, 1)
+		go func() {
+			r, err := srvs[0].To("all").Timeout(5*time.Second).EmitWithAck(ctx, "vote")
+			if err != nil {
+				t.Error(err)
+			}
+			res <- r
+		}()
+		for i, c := range cl {
+			m := c.expect(`^42\d+\["vote"\]$`)
+			id := strings.TrimSuffix(strings.TrimPrefix(m, "42"), `["vote"]`)
+			c.write(fmt.Sprintf(`43%s["n%d"]`, id, i))
+		}
+		if r := <-res; len(r) != 3 {
+			t.Fatalf("acks %v", r)
+		}
+	})
+	t.Run("sockets join and leave on every node", func(t *testing.T) {
+		srvs[0].Of("/").To("r1", "r2").Join("joined")
+		waitFor(t, func() bool {
+			s, _ := srvs[0].Of("/").To("joined").FetchSockets(ctx)
+			return len(s) == 2
+		})
+		srvs[2].To("joined").Emit(ctx, "f")
+		cl[1].expect(`^42\["f"\]$`)
+		cl[2].expect(`^42\["f"\]$`)
+		srvs[1].Of("/").To("joined").Leave("joined")
+		waitFor(t, func() bool {
+			s, _ := srvs[2].Of("/").To("joined").FetchSockets(ctx)
+			return len(s) == 0
+		})
+	})
+	t.Run("fetch sockets", func(t *testing.T) {
+		socks, err := srvs[1].Of("/").To("all").FetchSockets(ctx)
+		if err != nil || len(socks) != 3 {
+			t.Fatalf("%d sockets, %v", len(socks), err)
+		}
+		for _, s := range socks {
+			if len(s.Rooms) < 3 || s.Handshake["address"] != "127.0.0.1" {
+				t.Fatalf("socket %+v", s)
+			}
+		}
+	})
+	t.Run("server-side emit with ack", func(t *testing.T) {
+		res, err := srvs[0].Of("/").ServerSideEmitWithAck(ctx, PingEvent)
+		if err != nil || len(res) != 2 {
+			t.Fatalf("responses %v, %v", res, err)
+		}
+		got := make(chan []any, 1)
+		srvs[2].Of("/").OnServerSideEmit("hello", func(args []any, _ func(any)) { got <- args })
+		srvs[1].Of("/").ServerSideEmit(ctx, "hello", "world")
+		select {
+		case a := <-got:
+			if a[0] != "world" {
+				t.Fatalf("args %v", a)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("server-side emit did not arrive")
+		}
+	})
+	t.Run("disconnect on another node", func(t *testing.T) {
+		srvs[0].Of("/").To("r2").Disconnect(false)
+		cl[2].expect(`^41$`)
+	})
+}
+
+// A request to a cluster whose node died waits only for the live nodes.
+func TestRedisDeadNodeDoesNotHang(t *testing.T) {
+	rs := startRedis(t)
+	srvs, addrs := cluster(t, rs, 3, Config{})
+	ctx := context.Background()
+	for _, a := range addrs {
+		c := dialRaw(t, a, 0)
+		c.connect("/")
+	}
+	waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 3 })
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	srvs[2].Shutdown(sctx)
+	cancel()
+	start := time.Now()
+	socks, err := srvs[0].Of("/").FetchSockets(ctx)
+	if err != nil || len(socks) != 2 {
+		t.Fatalf("%d sockets, %v", len(socks), err)
+	}
+	if el := time.Since(start); el > 4*time.Second {
+		t.Fatalf("fetch took %v: it waited for the dead node", el)
+	}
+}
+
+func TestRedisOutage(t *testing.T) {
+	rs := startRedis(t)
+	srvs, addrs := cluster(t, rs, 2, Config{})
+	ctx := context.Background()
+	a, b := dialRaw(t, addrs[0], 0), dialRaw(t, addrs[1], 0)
+	a.connect("/")
+	b.connect("/")
+	a.join("r")
+	b.join("r")
+	waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 2 })
+	srvs[0].To("r").Emit(ctx, "before")
+	a.expect(`before`)
+	b.expect(`before`)
+	goroutines := runtime.NumGoroutine()
+
+	rs.stop()
+	// Local delivery goes on; nothing crashes; errors are counted.
+	for i := 0; i < 5; i++ {
+		srvs[0].To("r").Emit(ctx, "during", i)
+		a.expect(fmt.Sprintf(`"during",%d`, i))
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitFor(t, func() bool { return testutil.ToFloat64(srvs[0].metrics.backplaneErrors) > 0 })
+	if g := runtime.NumGoroutine(); g > goroutines+20 {
+		t.Fatalf("goroutines grew from %d to %d during the outage", goroutines, g)
+	}
+
+	rs.start()
+	back := time.Now()
+	// Cross-node delivery resumes: emit until b hears it.
+	got := make(chan time.Duration, 1)
+	go func() {
+		b.expect(`"after"`)
+		got <- time.Since(back)
+	}()
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case d := <-got:
+			t.Logf("cross-node delivery resumed %v after Redis came back", d)
+			return
+		case <-tick.C:
+			srvs[0].To("r").Emit(ctx, "after")
+		case <-deadline:
+			t.Fatal("cross-node delivery did not resume within 20s of Redis returning")
+		}
+	}
+}
