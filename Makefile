@@ -16,6 +16,7 @@ gotest:
 
 nodetest: build
 	npm test
+	npm run test:harness
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
