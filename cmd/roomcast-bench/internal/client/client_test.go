@@ -46,20 +46,26 @@ func (r recorder) next(tb testing.TB) received {
 }
 
 // dial connects a client and runs its reader until the test ends.
-func dial(tb testing.TB, d *Dialer) (*Conn, recorder, <-chan error) {
+// The returned channel is closed when ReadLoop has returned; *readErr then
+// holds its result.
+func dial(tb testing.TB, d *Dialer) (c *Conn, rec recorder, done <-chan struct{}, readErr *error) {
 	tb.Helper()
-	rec := make(recorder, 16)
+	rec = make(recorder, 16)
 	c, err := d.Dial(context.Background(), rec)
 	if err != nil {
 		tb.Fatalf("dial: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.ReadLoop() }()
+	ch := make(chan struct{})
+	readErr = new(error)
+	go func() {
+		defer close(ch)
+		*readErr = c.ReadLoop()
+	}()
 	tb.Cleanup(func() {
 		_ = c.Close()
-		<-done
+		<-ch
 	})
-	return c, rec, done
+	return c, rec, ch, readErr
 }
 
 func newDialer(tb testing.TB, opts Options) *Dialer {
@@ -79,8 +85,8 @@ func TestClientAgainstStubHub(t *testing.T) {
 		t.Fatalf("dial URL %q", d.URL())
 	}
 
-	a, recA, _ := dial(t, d)
-	b, recB, _ := dial(t, d)
+	a, recA, _, _ := dial(t, d)
+	b, recB, _, _ := dial(t, d)
 	if a.SID() == "" || a.SID() == b.SID() || a.Open().PingInterval != 30 {
 		t.Fatalf("handshake: sid %q/%q open %+v", a.SID(), b.SID(), a.Open())
 	}
@@ -179,11 +185,11 @@ func TestClientEndings(t *testing.T) {
 
 	t.Run("server close ends the reader with an error", func(t *testing.T) {
 		d := newDialer(t, Options{URL: base, Auth: []byte(`{"token":"secret"}`)})
-		_, _, done := dial(t, d)
+		_, _, done, readErr := dial(t, d)
 		hub.CloseAll()
 		select {
-		case err := <-done:
-			if err == nil {
+		case <-done:
+			if *readErr == nil {
 				t.Fatal("ReadLoop returned nil after a server close")
 			}
 		case <-time.After(5 * time.Second):
@@ -193,14 +199,14 @@ func TestClientEndings(t *testing.T) {
 
 	t.Run("own close ends the reader with nil", func(t *testing.T) {
 		d := newDialer(t, Options{URL: base, Auth: []byte(`{"token":"secret"}`)})
-		c, _, done := dial(t, d)
+		c, _, done, readErr := dial(t, d)
 		c.StopReading()
 		_ = c.Close()
 		_ = c.Close()
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("ReadLoop = %v after Close", err)
+		case <-done:
+			if *readErr != nil {
+				t.Fatalf("ReadLoop = %v after Close", *readErr)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("reader still running 5s after Close")
