@@ -112,7 +112,7 @@ func (q *Queue) Push(p *Packet) PushResult {
 	if policy == policyDefault {
 		policy = q.cfg.Policy
 	}
-	if policy == Coalesce && p.Key != "" && p.Kind != Control {
+	if policy == Coalesce && p.Key != "" && p.Kind != Control && q.over(p.size) {
 		if pos, ok := q.keys[p.Key]; ok {
 			e := &q.buf[(q.head+pos-q.seq)%len(q.buf)]
 			q.bytes += p.size - e.Packet.size

@@ -67,11 +67,18 @@ func TestQueueBoundsAndPolicies(t *testing.T) {
 			queued: []string{"c1", "c2", "3"},
 		},
 		{
-			name:   "coalesce replaces in place",
+			name:   "coalesce replaces in place when full",
+			cfg:    QueueConfig{MaxPackets: 2, MaxBytes: -1, Policy: Coalesce},
+			push:   []*Packet{keyed("A", "A1"), keyed("B", "B1"), keyed("A", "A2")},
+			want:   []PushResult{Queued, Queued, Replaced},
+			queued: []string{"A2", "B1"},
+		},
+		{
+			name:   "coalesce keeps both while there is room",
 			cfg:    QueueConfig{MaxPackets: 10, MaxBytes: -1, Policy: Coalesce},
-			push:   []*Packet{keyed("A", "A1"), keyed("B", "B1"), keyed("A", "A2"), pkt(Droppable, "x")},
-			want:   []PushResult{Queued, Queued, Replaced, Queued},
-			queued: []string{"A2", "B1", "x"},
+			push:   []*Packet{keyed("A", "A1"), keyed("A", "A2")},
+			want:   []PushResult{Queued, Queued},
+			queued: []string{"A1", "A2"},
 		},
 		{
 			name:   "coalesce without a match drops the oldest when full",

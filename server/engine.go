@@ -98,9 +98,7 @@ func (s *session) Send(p *clients.Packet) {
 	if p == nil {
 		return
 	}
-	switch s.q.Push(p) {
-	case clients.Full:
-		s.srv.metrics.slowCloses.WithLabelValues(clients.ReasonQueueFull.String()).Inc()
+	if s.q.Push(p) == clients.Full {
 		// Never close inline: Send runs inside broadcast loops.
 		go s.Close(clients.ReasonQueueFull)
 	}
@@ -197,6 +195,11 @@ func (s *session) Close(reason clients.Reason) {
 	s.srv.removeSession(s)
 	s.srv.metrics.connOpen.Dec()
 	s.srv.metrics.closes.WithLabelValues(reason.String()).Inc()
+	if reason == clients.ReasonQueueFull || reason == clients.ReasonWriteTimeout {
+		// Counted here, once per connection, whichever path found it slow.
+		s.srv.metrics.slowCloses.WithLabelValues(reason.String()).Inc()
+		s.log.Info("closing slow connection", zap.Stringer("reason", reason), zap.String("transport", transport))
+	}
 	if ce := s.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
 		ce.Write(zap.Stringer("reason", reason), zap.String("transport", transport))
 	}

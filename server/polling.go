@@ -72,7 +72,6 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 		reason := clients.ReasonTransportError
 		if errors.Is(err, errWriteTimeout) {
 			reason = clients.ReasonWriteTimeout
-			s.srv.metrics.slowCloses.WithLabelValues(reason.String()).Inc()
 		}
 		s.Close(reason)
 		return

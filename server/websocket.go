@@ -286,8 +286,6 @@ func (c *wsConn) fail(s *session, err error, rest net.Buffers) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		reason = clients.ReasonWriteTimeout
-		s.srv.metrics.slowCloses.WithLabelValues(reason.String()).Inc()
-		s.log.Info("closing slow connection", zap.Stringer("reason", reason))
 	}
 	if closed, r := s.isClosed(); closed {
 		reason = r
