@@ -25,6 +25,11 @@ type Memory struct {
 	sessions map[string]*Session
 	stop     chan struct{}
 	stopOnce sync.Once
+
+	// onRoom, when set, hears of rooms created and deleted (public: the
+	// room is not a socket's own), under the room lock: it must not block
+	// or call back.
+	onRoom func(room string, created, public bool)
 }
 
 type stored struct {
@@ -54,18 +59,22 @@ func NewMemory(recv Receiver, window time.Duration) *Memory {
 func (m *Memory) Join(id string, rooms ...string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	mine := m.sids[id]
+	if mine == nil {
+		mine = make(map[string]struct{}, 2)
+		m.sids[id] = mine
+	}
 	for _, r := range rooms {
 		set := m.rooms[r]
 		if set == nil {
 			set = make(map[string]struct{})
 			m.rooms[r] = set
+			if m.onRoom != nil {
+				_, isSid := m.sids[r]
+				m.onRoom(r, true, !isSid)
+			}
 		}
 		set[id] = struct{}{}
-		mine := m.sids[id]
-		if mine == nil {
-			mine = make(map[string]struct{}, 2)
-			m.sids[id] = mine
-		}
 		mine[r] = struct{}{}
 	}
 }
@@ -81,6 +90,10 @@ func (m *Memory) leaveLocked(id, room string) {
 		delete(set, id)
 		if len(set) == 0 {
 			delete(m.rooms, room)
+			if m.onRoom != nil {
+				_, isSid := m.sids[room]
+				m.onRoom(room, false, !isSid)
+			}
 		}
 	}
 	if mine := m.sids[id]; mine != nil {

@@ -368,20 +368,11 @@ func fromWire(v any) Options {
 	return o
 }
 
-// packet renders msg as the protocol's packet object.
-func (r *Redis) packet(msg *Message) map[string]any {
-	p := map[string]any{"type": msg.Type, "data": plain(msg.Data), "nsp": r.nsp}
-	if msg.AckID >= 0 && msg.OnAck == nil {
-		p["id"] = msg.AckID
-	}
-	return p
-}
-
 // Broadcast publishes msg to the other nodes (unless Local) and delivers it
 // locally.
 func (r *Redis) Broadcast(msg *Message, opts Options) {
 	if !opts.Local {
-		b, err := encodeMsgpack([]any{r.node.uid, r.packet(msg), toWire(opts)})
+		b, err := encodeMsgpack([]any{r.node.uid, packetOf(r.nsp, msg), toWire(opts)})
 		if err != nil {
 			r.node.fail("publish", fmt.Errorf("encode broadcast: %w", err))
 		} else {
@@ -408,7 +399,7 @@ func (r *Redis) onBroadcast(room string, payload []byte) {
 	if uid, _ := v[0].(string); uid == r.node.uid {
 		return
 	}
-	msg, ok := r.message(v[1])
+	msg, ok := messageOf(v[1], r.nsp)
 	if !ok {
 		return
 	}
@@ -425,21 +416,6 @@ func (r *Redis) hasRoom(room string) bool {
 	return ok
 }
 
-// message reads a protocol packet object.
-func (r *Redis) message(v any) (*Message, bool) {
-	p, ok := v.(map[string]any)
-	if !ok {
-		return nil, false
-	}
-	if nsp, ok := p["nsp"].(string); ok && nsp != r.nsp {
-		return nil, false
-	}
-	typ, _ := toInt(p["type"])
-	data, _ := p["data"].([]any)
-	msg := &Message{Type: int(typ), Data: data, AckID: -1}
-	return msg, true
-}
-
 // BroadcastWithAck asks every node to deliver msg and report its
 // recipients' count and acks.
 func (r *Redis) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) {
@@ -447,7 +423,7 @@ func (r *Redis) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) 
 		id := randomID(6)
 		b, err := encodeMsgpack(map[string]any{
 			"uid": r.node.uid, "requestId": id, "type": reqBroadcast,
-			"packet": r.packet(msg), "opts": toWire(opts),
+			"packet": packetOf(r.nsp, msg), "opts": toWire(opts),
 		})
 		if err == nil {
 			r.mu.Lock()
@@ -472,15 +448,12 @@ func (r *Redis) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) 
 
 // ServerCount asks Redis how many nodes listen on the request channel.
 func (r *Redis) ServerCount(ctx context.Context) int {
-	res, err := r.node.client.PubSubNumSub(ctx, r.reqChannel).Result()
+	n, err := numSub(ctx, r.node.client, false, r.reqChannel)
 	if err != nil {
 		r.node.fail("request", err)
 		return 1
 	}
-	if n := int(res[r.reqChannel]); n > 0 {
-		return n
-	}
-	return 1
+	return max(n, 1)
 }
 
 // AddSockets applies locally at once and asks the other nodes.
@@ -683,7 +656,7 @@ func (r *Redis) onRequest(payload []byte) {
 		if mine || own {
 			return
 		}
-		msg, ok := r.message(req["packet"])
+		msg, ok := messageOf(req["packet"], r.nsp)
 		if !ok {
 			return
 		}

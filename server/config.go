@@ -73,7 +73,10 @@ type Config struct {
 
 	// Backplane selects the adapter: "" or "memory" (this node only),
 	// "redis" (Redis pub/sub, wire-compatible with Node's
-	// @socket.io/redis-adapter; needs RedisURL).
+	// @socket.io/redis-adapter), "redis-sharded" (Redis 7 sharded pub/sub,
+	// as its createShardedAdapter; Redis Cluster URLs work), "redis-streams"
+	// (as @socket.io/redis-streams-adapter; recovery across nodes). The
+	// Redis ones need RedisURL.
 	Backplane string
 	// RedisURL is the Redis of the backplane, e.g. redis://127.0.0.1:6379/0.
 	RedisURL string
@@ -139,14 +142,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	switch c.Backplane {
 	case "", "memory":
-	case "redis":
+	case "redis", "redis-sharded", "redis-streams":
 		if c.RedisURL == "" {
-			return c, fmt.Errorf("%w: the redis backplane needs a Redis URL", ErrBadConfig)
+			return c, fmt.Errorf("%w: the %s backplane needs a Redis URL", ErrBadConfig, c.Backplane)
 		}
-	case "redis-sharded", "redis-streams":
-		return c, fmt.Errorf("%w: backplane %q is not available yet (use memory or redis)", ErrBadConfig, c.Backplane)
 	default:
-		return c, fmt.Errorf("%w: unknown backplane %q (want memory or redis)", ErrBadConfig, c.Backplane)
+		return c, fmt.Errorf("%w: unknown backplane %q (want memory, redis, redis-sharded or redis-streams)", ErrBadConfig, c.Backplane)
 	}
 	if c.ConnectRate < 0 || c.ConnectBurst < 0 || c.DrainWindow < 0 {
 		return c, fmt.Errorf("%w: connect rate, connect burst and drain window must not be negative", ErrBadConfig)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,8 +44,8 @@ type Server struct {
 
 	draining atomic.Bool
 	id       string
-	redis    *redis.Client
-	node     *adapter.RedisNode
+	redis    redis.UniversalClient
+	node     backplane
 	ln       net.Listener
 	lnMu     sync.Mutex
 	ready    chan struct{}
@@ -67,7 +68,7 @@ func New(cfg Config) (*Server, error) {
 		srv.limiter = rate.NewLimiter(rate.Limit(cfg.ConnectRate), cfg.ConnectBurst)
 	}
 	m := srv.metrics
-	if cfg.Backplane == "redis" && cfg.Adapter == nil {
+	if cfg.Backplane != "" && cfg.Backplane != "memory" && cfg.Adapter == nil {
 		if err := srv.connectRedis(); err != nil {
 			return nil, err
 		}
@@ -226,25 +227,53 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// connectRedis sets up the Redis backplane.
+// backplane is what the Redis backplanes have in common.
+type backplane interface {
+	Adapter(nsp string, recv adapter.Receiver, window time.Duration) adapter.Adapter
+	UID() string
+	Close() error
+}
+
+// connectRedis sets up the Redis backplane. A URL with addr= parameters is
+// a Redis Cluster (go-redis ParseClusterURL).
 func (srv *Server) connectRedis() error {
-	opts, err := redis.ParseURL(srv.cfg.RedisURL)
-	if err != nil {
-		return fmt.Errorf("%w: redis URL: %v", ErrBadConfig, err)
+	var client redis.UniversalClient
+	if strings.Contains(srv.cfg.RedisURL, "addr=") {
+		opts, err := redis.ParseClusterURL(srv.cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("%w: redis cluster URL: %v", ErrBadConfig, err)
+		}
+		client = redis.NewClusterClient(opts)
+	} else {
+		opts, err := redis.ParseURL(srv.cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("%w: redis URL: %v", ErrBadConfig, err)
+		}
+		client = redis.NewClient(opts)
 	}
-	srv.redis = redis.NewClient(opts)
-	node, err := adapter.NewRedisNode(adapter.RedisConfig{
-		Client: srv.redis,
+	rc := adapter.RedisConfig{
+		Client: client,
 		Prefix: srv.cfg.RedisPrefix,
 		Logger: srv.log,
 		OnError: func(op string, _ error) {
 			srv.metrics.backplaneErrors.WithLabelValues(op).Inc()
 		},
-	})
+	}
+	var node backplane
+	var err error
+	switch srv.cfg.Backplane {
+	case "redis":
+		node, err = adapter.NewRedisNode(rc)
+	case "redis-sharded":
+		node, err = adapter.NewShardedNode(rc)
+	case "redis-streams":
+		node, err = adapter.NewStreamsNode(adapter.StreamsConfig{RedisConfig: rc})
+	}
 	if err != nil {
-		srv.redis.Close()
+		client.Close()
 		return err
 	}
+	srv.redis = client
 	srv.node = node
 	srv.cfg.Adapter = node.Adapter
 	return nil

@@ -1,0 +1,355 @@
+package adapter
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Message types of the cluster protocol (socket.io-adapter's
+// ClusterAdapter), spoken by Node's sharded Redis adapter and Redis streams
+// adapter.
+const (
+	cmInitialHeartbeat       = 1
+	cmHeartbeat              = 2
+	cmBroadcast              = 3
+	cmSocketsJoin            = 4
+	cmSocketsLeave           = 5
+	cmDisconnectSockets      = 6
+	cmFetchSockets           = 7
+	cmFetchSocketsResponse   = 8
+	cmServerSideEmit         = 9
+	cmServerSideEmitResponse = 10
+	cmBroadcastClientCount   = 11
+	cmBroadcastAck           = 12
+	cmAdapterClose           = 13
+)
+
+// clusterMsg is a message of the cluster protocol.
+type clusterMsg struct {
+	UID  string
+	Nsp  string
+	Type int
+	Data map[string]any
+}
+
+// clusterLink carries cluster messages between nodes.
+type clusterLink interface {
+	// publish sends m to every node; offset is m's position in a durable
+	// log ("" when the link keeps none).
+	publish(ctx context.Context, m clusterMsg) (offset string, err error)
+	// respond sends m to the node uid only.
+	respond(ctx context.Context, uid string, m clusterMsg) error
+	// serverCount is the number of live nodes, this one included.
+	serverCount(ctx context.Context) int
+}
+
+// cluster is a namespace's adapter on the cluster protocol: local state
+// and delivery are the embedded Memory's; link moves the messages.
+type cluster struct {
+	*Memory
+	link    clusterLink
+	uid     string
+	nsp     string
+	timeout time.Duration
+	log     *zap.Logger
+	fail    func(op string, err error)
+	// logOffsets: the link's log gives broadcasts their recovery offsets
+	// (streams), instead of the local history.
+	logOffsets bool
+
+	mu          sync.Mutex
+	requests    map[string]*request
+	ackRequests map[string]*ackRequest
+}
+
+func newCluster(recv Receiver, window time.Duration, nsp, uid string, timeout time.Duration, log *zap.Logger, fail func(string, error)) *cluster {
+	return &cluster{
+		Memory:      NewMemory(recv, window),
+		uid:         uid,
+		nsp:         nsp,
+		timeout:     timeout,
+		log:         log,
+		fail:        fail,
+		requests:    make(map[string]*request),
+		ackRequests: make(map[string]*ackRequest),
+	}
+}
+
+func (c *cluster) send(typ int, data map[string]any) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	off, err := c.link.publish(ctx, clusterMsg{UID: c.uid, Nsp: c.nsp, Type: typ, Data: data})
+	if err != nil {
+		c.fail("publish", err)
+	}
+	return off, err
+}
+
+func (c *cluster) reply(uid string, typ int, data map[string]any) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	if err := c.link.respond(ctx, uid, clusterMsg{UID: c.uid, Nsp: c.nsp, Type: typ, Data: data}); err != nil {
+		c.fail("publish", err)
+	}
+}
+
+// recoverable tells whether a broadcast is kept for recovery.
+func recoverable(msg *Message, opts Options) bool {
+	return msg.Type == 2 && !opts.Volatile && !opts.WithAck && msg.AckID < 0
+}
+
+// Broadcast publishes msg to the other nodes (unless Local) and delivers it
+// here.
+func (c *cluster) Broadcast(msg *Message, opts Options) {
+	offset := ""
+	if !opts.Local {
+		offset, _ = c.send(cmBroadcast, map[string]any{"packet": packetOf(c.nsp, msg), "opts": toWire(opts)})
+	}
+	c.deliverLocal(msg, opts, offset)
+}
+
+func (c *cluster) deliverLocal(msg *Message, opts Options, offset string) {
+	if !c.logOffsets {
+		c.Memory.Broadcast(msg, opts)
+		return
+	}
+	if offset != "" && c.window > 0 && recoverable(msg, opts) {
+		msg.Offset = offset
+	}
+	c.ForEach(opts, func(id string) { c.recv.Deliver(id, msg) })
+}
+
+func (c *cluster) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) {
+	if !opts.Local {
+		id := randomID(8)
+		c.mu.Lock()
+		c.ackRequests[id] = &ackRequest{onCount: onCount, onAck: msg.OnAck}
+		c.mu.Unlock()
+		timeout := opts.Timeout
+		if timeout <= 0 {
+			timeout = c.timeout
+		}
+		time.AfterFunc(timeout, func() {
+			c.mu.Lock()
+			delete(c.ackRequests, id)
+			c.mu.Unlock()
+		})
+		c.send(cmBroadcast, map[string]any{"packet": packetOf(c.nsp, msg), "requestId": id, "opts": toWire(opts)})
+	}
+	c.Memory.BroadcastWithAck(msg, opts, onCount)
+}
+
+func (c *cluster) AddSockets(opts Options, rooms []string) {
+	if !opts.Local {
+		c.send(cmSocketsJoin, map[string]any{"opts": toWire(opts), "rooms": rooms})
+	}
+	c.Memory.AddSockets(opts, rooms)
+}
+
+func (c *cluster) DelSockets(opts Options, rooms []string) {
+	if !opts.Local {
+		c.send(cmSocketsLeave, map[string]any{"opts": toWire(opts), "rooms": rooms})
+	}
+	c.Memory.DelSockets(opts, rooms)
+}
+
+func (c *cluster) DisconnectSockets(opts Options, close bool) {
+	if !opts.Local {
+		c.send(cmDisconnectSockets, map[string]any{"opts": toWire(opts), "close": close})
+	}
+	c.Memory.DisconnectSockets(opts, close)
+}
+
+func (c *cluster) ServerCount(ctx context.Context) int { return c.link.serverCount(ctx) }
+
+func (c *cluster) FetchSockets(ctx context.Context, opts Options) ([]SocketInfo, error) {
+	local, _ := c.Memory.FetchSockets(ctx, opts)
+	if opts.Local {
+		return local, nil
+	}
+	req, err := c.ask(ctx, cmFetchSockets, map[string]any{"opts": toWire(opts)})
+	if req == nil {
+		return local, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append(local, req.sockets...), err
+}
+
+func (c *cluster) ServerSideEmit(ctx context.Context, data []any, withAck bool) ([]any, error) {
+	if !withAck {
+		_, err := c.send(cmServerSideEmit, map[string]any{"packet": plain(data)})
+		return nil, err
+	}
+	req, err := c.ask(ctx, cmServerSideEmit, map[string]any{"packet": plain(data)})
+	if req == nil {
+		return []any{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]any{}, req.responses...), err
+}
+
+// ask publishes a request and waits for one answer per other live node.
+func (c *cluster) ask(ctx context.Context, typ int, data map[string]any) (*request, error) {
+	others := c.link.serverCount(ctx) - 1
+	if others <= 0 {
+		return nil, nil
+	}
+	id := randomID(8)
+	req := &request{typ: typ, numSub: others, done: make(chan struct{})}
+	data["requestId"] = id
+	c.mu.Lock()
+	c.requests[id] = req
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.requests, id)
+		c.mu.Unlock()
+	}()
+	if _, err := c.send(typ, data); err != nil {
+		return req, err
+	}
+	t := time.NewTimer(c.timeout)
+	defer t.Stop()
+	select {
+	case <-req.done:
+		return req, nil
+	case <-t.C:
+		c.mu.Lock()
+		got := req.msgCount
+		c.mu.Unlock()
+		return req, fmt.Errorf("%w: %d of %d answered", ErrRequestTimeout, got, others)
+	case <-ctx.Done():
+		return req, ctx.Err()
+	}
+}
+
+// onMessage handles a message from another node; offset is its position in
+// the link's log, if any. It runs on the link's receive loop: nothing here
+// blocks (replies and user handlers go to goroutines).
+func (c *cluster) onMessage(m clusterMsg, offset string) {
+	if m.UID == c.uid || m.Nsp != c.nsp {
+		return
+	}
+	d := m.Data
+	switch m.Type {
+	case cmBroadcast:
+		msg, ok := messageOf(d["packet"], c.nsp)
+		if !ok {
+			return
+		}
+		opts := fromWire(d["opts"])
+		opts.Local = true
+		msg.Volatile = opts.Volatile
+		id, _ := d["requestId"].(string)
+		if id == "" {
+			c.deliverLocal(msg, opts, offset)
+			return
+		}
+		opts.WithAck = true
+		msg.AckTimeout = opts.Timeout
+		uid := m.UID
+		msg.OnAck = func(args []any) {
+			go c.reply(uid, cmBroadcastAck, map[string]any{"requestId": id, "packet": plain1(ackArg(args))})
+		}
+		c.Memory.BroadcastWithAck(msg, opts, func(n int) {
+			go c.reply(uid, cmBroadcastClientCount, map[string]any{"requestId": id, "clientCount": n})
+		})
+	case cmSocketsJoin:
+		c.Memory.AddSockets(fromWire(d["opts"]), strings_(d["rooms"]))
+	case cmSocketsLeave:
+		c.Memory.DelSockets(fromWire(d["opts"]), strings_(d["rooms"]))
+	case cmDisconnectSockets:
+		closeConn, _ := d["close"].(bool)
+		c.Memory.DisconnectSockets(fromWire(d["opts"]), closeConn)
+	case cmFetchSockets:
+		id, _ := d["requestId"].(string)
+		socks, _ := c.Memory.FetchSockets(context.Background(), fromWire(d["opts"]))
+		if socks == nil {
+			socks = []SocketInfo{}
+		}
+		go c.reply(m.UID, cmFetchSocketsResponse, map[string]any{"requestId": id, "sockets": socks})
+	case cmServerSideEmit:
+		data, _ := d["packet"].([]any)
+		id, _ := d["requestId"].(string)
+		var ack func(any)
+		if id != "" {
+			uid := m.UID
+			var once sync.Once
+			ack = func(v any) {
+				once.Do(func() {
+					go c.reply(uid, cmServerSideEmitResponse, map[string]any{"requestId": id, "packet": plain1(v)})
+				})
+			}
+		}
+		go c.recv.ServerSideEmit(data, ack)
+	case cmBroadcastClientCount, cmBroadcastAck, cmFetchSocketsResponse, cmServerSideEmitResponse:
+		c.onResponse(m)
+	}
+}
+
+func (c *cluster) onResponse(m clusterMsg) {
+	id, _ := m.Data["requestId"].(string)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ar := c.ackRequests[id]; ar != nil {
+		switch m.Type {
+		case cmBroadcastClientCount:
+			n, _ := toInt(m.Data["clientCount"])
+			go ar.onCount(int(n))
+		case cmBroadcastAck:
+			if ar.onAck != nil {
+				go ar.onAck([]any{m.Data["packet"]})
+			}
+		}
+		return
+	}
+	req := c.requests[id]
+	if req == nil || req.finished {
+		return
+	}
+	switch m.Type {
+	case cmFetchSocketsResponse:
+		list, _ := m.Data["sockets"].([]any)
+		for _, s := range list {
+			req.sockets = append(req.sockets, socketInfo(s))
+		}
+	case cmServerSideEmitResponse:
+		req.responses = append(req.responses, m.Data["packet"])
+	default:
+		return
+	}
+	req.msgCount++
+	if req.msgCount >= req.numSub {
+		req.finished = true
+		close(req.done)
+	}
+}
+
+// packetOf renders msg as the protocol's packet object.
+func packetOf(nsp string, msg *Message) map[string]any {
+	p := map[string]any{"type": msg.Type, "data": plain(msg.Data), "nsp": nsp}
+	if msg.AckID >= 0 && msg.OnAck == nil {
+		p["id"] = msg.AckID
+	}
+	return p
+}
+
+// messageOf reads a protocol packet object of namespace nsp.
+func messageOf(v any, nsp string) (*Message, bool) {
+	p, ok := v.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	if n, ok := p["nsp"].(string); ok && n != nsp {
+		return nil, false
+	}
+	typ, _ := toInt(p["type"])
+	data, _ := p["data"].([]any)
+	return &Message{Type: int(typ), Data: data, AckID: -1}, true
+}

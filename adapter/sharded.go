@@ -1,0 +1,378 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// ShardedNode is one process's connection to a Redis sharded pub/sub
+// backplane (Redis 7 SPUBLISH/SSUBSCRIBE, standalone or Redis Cluster),
+// wire-compatible with Node's createShardedAdapter in its default "dynamic"
+// subscription mode: a node subscribes to a room's channel only while it
+// has members in that room, so it receives only the traffic of its rooms.
+type ShardedNode struct {
+	cfg    RedisConfig
+	log    *zap.Logger
+	uid    string
+	client redis.UniversalClient
+
+	mu   sync.Mutex
+	nsps map[string]*cluster
+	subs map[string]*redis.PubSub // by shard master address ("" standalone)
+	ops  []subOp                  // subscription changes not yet applied
+	wake chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errLog rateLog
+}
+
+type subOp struct {
+	channel string
+	sub     bool
+}
+
+// NewShardedNode starts the backplane. The client is not closed by Close.
+func NewShardedNode(cfg RedisConfig) (*ShardedNode, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("adapter: RedisConfig.Client is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultRedisPrefix
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRedisRequestTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &ShardedNode{
+		cfg: cfg, log: log.Named("redis-sharded"), uid: randomID(8), client: cfg.Client,
+		nsps: make(map[string]*cluster), subs: make(map[string]*redis.PubSub),
+		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
+	}
+	n.wg.Add(1)
+	go n.subscriber()
+	return n, nil
+}
+
+// UID is the node's id on the backplane.
+func (n *ShardedNode) UID() string { return n.uid }
+
+func (n *ShardedNode) fail(op string, err error) {
+	if n.cfg.OnError != nil {
+		n.cfg.OnError(op, err)
+	}
+	n.errLog.log(n.log, "redis error", zap.String("op", op), zap.Error(err))
+}
+
+// Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
+func (n *ShardedNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
+	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail)
+	c.link = &shardedLink{n: n, channel: n.cfg.Prefix + "#" + nsp + "#"}
+	c.Memory.onRoom = func(room string, created, public bool) {
+		if public {
+			n.change(c.link.(*shardedLink).channel+room+"#", created)
+		}
+	}
+	n.mu.Lock()
+	n.nsps[nsp] = c
+	n.mu.Unlock()
+	l := c.link.(*shardedLink)
+	n.change(l.channel, true)
+	n.change(l.channel+n.uid+"#", true)
+	return &shardedAdapter{cluster: c, n: n}
+}
+
+// shardedAdapter unsubscribes its channels on Close.
+type shardedAdapter struct {
+	*cluster
+	n *ShardedNode
+}
+
+func (a *shardedAdapter) Close() error {
+	l := a.link.(*shardedLink)
+	a.n.mu.Lock()
+	delete(a.n.nsps, a.nsp)
+	a.n.mu.Unlock()
+	a.n.change(l.channel, false)
+	a.n.change(l.channel+a.n.uid+"#", false)
+	a.Memory.mu.RLock()
+	for room := range a.Memory.rooms {
+		if _, isSid := a.Memory.sids[room]; !isSid {
+			a.n.change(l.channel+room+"#", false)
+		}
+	}
+	a.Memory.mu.RUnlock()
+	return a.cluster.Memory.Close()
+}
+
+// change queues a subscription change; the subscriber applies them in order.
+func (n *ShardedNode) change(channel string, sub bool) {
+	n.mu.Lock()
+	n.ops = append(n.ops, subOp{channel, sub})
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// subscriber applies subscription changes, one shard connection per master.
+func (n *ShardedNode) subscriber() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			n.mu.Lock()
+			subs := n.subs
+			n.subs = map[string]*redis.PubSub{}
+			n.mu.Unlock()
+			for _, ps := range subs {
+				ps.Close()
+			}
+			return
+		case <-n.wake:
+		}
+		n.mu.Lock()
+		ops := n.ops
+		n.ops = nil
+		n.mu.Unlock()
+		for _, op := range ops {
+			n.apply(op)
+		}
+	}
+}
+
+func (n *ShardedNode) apply(op subOp) {
+	addr := ""
+	if cc, ok := n.client.(*redis.ClusterClient); ok {
+		m, err := cc.MasterForKey(n.ctx, op.channel)
+		if err != nil {
+			n.fail("subscribe", err)
+			return
+		}
+		addr = m.Options().Addr
+	}
+	n.mu.Lock()
+	ps := n.subs[addr]
+	n.mu.Unlock()
+	if !op.sub {
+		if ps != nil {
+			if err := ps.SUnsubscribe(n.ctx, op.channel); err != nil {
+				n.fail("subscribe", err)
+			}
+		}
+		return
+	}
+	if ps == nil {
+		ps = n.client.SSubscribe(n.ctx, op.channel)
+		n.mu.Lock()
+		n.subs[addr] = ps
+		n.mu.Unlock()
+		n.wg.Add(1)
+		go n.receive(ps)
+		return
+	}
+	if err := ps.SSubscribe(n.ctx, op.channel); err != nil {
+		n.fail("subscribe", err)
+	}
+}
+
+// receive reads one shard connection; go-redis reconnects and
+// resubscribes after errors, while this loop backs off.
+func (n *ShardedNode) receive(ps *redis.PubSub) {
+	defer n.wg.Done()
+	backoff := time.Duration(0)
+	for {
+		msg, err := ps.Receive(n.ctx)
+		if err != nil {
+			if n.ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			n.fail("subscribe", err)
+			backoff = min(max(2*backoff, 100*time.Millisecond), time.Second)
+			if !sleepCtx(n.ctx, backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		if m, ok := msg.(*redis.Message); ok {
+			n.dispatch(m.Channel, []byte(m.Payload))
+		}
+	}
+}
+
+func (n *ShardedNode) dispatch(channel string, payload []byte) {
+	p := n.cfg.Prefix + "#"
+	if !strings.HasPrefix(channel, p) {
+		return
+	}
+	nsp := cut(channel[len(p):])
+	n.mu.Lock()
+	c := n.nsps[nsp]
+	n.mu.Unlock()
+	if c == nil {
+		return
+	}
+	m, err := decodeClusterMsg(payload)
+	if err != nil {
+		n.fail("request", err)
+		return
+	}
+	c.onMessage(m, "")
+}
+
+// Close stops the node.
+func (n *ShardedNode) Close() error {
+	n.cancel()
+	n.wg.Wait()
+	return nil
+}
+
+// shardedLink publishes with SPUBLISH.
+type shardedLink struct {
+	n       *ShardedNode
+	channel string
+}
+
+func (l *shardedLink) publish(ctx context.Context, m clusterMsg) (string, error) {
+	ch := l.channel
+	if m.Type == cmBroadcast {
+		if _, withAck := m.Data["requestId"]; !withAck {
+			if rooms := toWire(fromWire(m.Data["opts"])).Rooms; len(rooms) == 1 && len(rooms[0]) != 20 {
+				// A single room that does not look like a socket id has its
+				// own channel, heard only by the nodes with members in it.
+				ch += rooms[0] + "#"
+			}
+		}
+	}
+	b, err := encodeClusterMsg(m)
+	if err != nil {
+		return "", err
+	}
+	return "", l.n.client.SPublish(ctx, ch, b).Err()
+}
+
+func (l *shardedLink) respond(ctx context.Context, uid string, m clusterMsg) error {
+	b, err := encodeClusterMsg(m)
+	if err != nil {
+		return err
+	}
+	return l.n.client.SPublish(ctx, l.channel+uid+"#", b).Err()
+}
+
+func (l *shardedLink) serverCount(ctx context.Context) int {
+	n, err := numSub(ctx, l.n.client, true, l.channel)
+	if err != nil {
+		l.n.fail("request", err)
+		return 1
+	}
+	return max(n, 1)
+}
+
+// numSub counts the subscribers of a channel, over every master of a
+// cluster.
+func numSub(ctx context.Context, client redis.UniversalClient, shard bool, channel string) (int, error) {
+	count := func(ctx context.Context, c redis.UniversalClient) (int, error) {
+		var res map[string]int64
+		var err error
+		if shard {
+			res, err = c.PubSubShardNumSub(ctx, channel).Result()
+		} else {
+			res, err = c.PubSubNumSub(ctx, channel).Result()
+		}
+		return int(res[channel]), err
+	}
+	cc, ok := client.(*redis.ClusterClient)
+	if !ok {
+		return count(ctx, client)
+	}
+	var mu sync.Mutex
+	total := 0
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		n, err := count(ctx, c)
+		mu.Lock()
+		total += n
+		mu.Unlock()
+		return err
+	})
+	return total, err
+}
+
+// encodeClusterMsg renders a message as JSON, or msgpack when it carries
+// binary data (as Node's sharded adapter does).
+func encodeClusterMsg(m clusterMsg) ([]byte, error) {
+	v := map[string]any{"uid": m.UID, "nsp": m.Nsp, "type": m.Type}
+	if m.Data != nil {
+		v["data"] = m.Data
+	}
+	if containsBinary(m.Data, 0) {
+		return encodeMsgpack(v)
+	}
+	return json.Marshal(v)
+}
+
+func decodeClusterMsg(b []byte) (clusterMsg, error) {
+	var v map[string]any
+	var err error
+	if len(b) > 0 && b[0] == '{' {
+		err = json.Unmarshal(b, &v)
+	} else {
+		err = decodeMsgpack(b, &v)
+	}
+	if err != nil {
+		return clusterMsg{}, err
+	}
+	m := clusterMsg{}
+	m.UID, _ = v["uid"].(string)
+	m.Nsp, _ = v["nsp"].(string)
+	t, _ := toInt(v["type"])
+	m.Type = int(t)
+	m.Data, _ = v["data"].(map[string]any)
+	return m, nil
+}
+
+// containsBinary reports []byte anywhere in v.
+func containsBinary(v any, depth int) bool {
+	if depth > 32 {
+		return false
+	}
+	switch t := v.(type) {
+	case []byte:
+		return true
+	case []any:
+		for _, e := range t {
+			if containsBinary(e, depth+1) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range t {
+			if containsBinary(e, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,436 @@
+package adapter
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Defaults of the streams backplane (those of Node's
+// @socket.io/redis-streams-adapter).
+const (
+	DefaultStreamName    = "socket.io"
+	DefaultStreamMaxLen  = 10000
+	DefaultSessionPrefix = "sio:session:"
+	streamReadCount      = 100
+	streamBlock          = 5 * time.Second
+	restoreMaxRanges     = 100
+)
+
+// StreamsConfig configures the Redis streams backplane.
+type StreamsConfig struct {
+	RedisConfig
+	// Stream is the stream's key. "": "socket.io".
+	Stream string
+	// MaxLen trims the stream (approximately). 0: 10,000.
+	MaxLen int64
+	// SessionPrefix prefixes the keys of saved sessions. "": "sio:session:".
+	SessionPrefix string
+}
+
+// StreamsNode is one process's connection to a Redis streams backplane,
+// wire-compatible with Node's @socket.io/redis-streams-adapter: broadcasts
+// and room operations go through one stream, so a node that was cut off
+// catches up from where it stopped; requests and responses go through pub/sub.
+// Sessions for connection state recovery live in Redis, so a client can
+// recover on any node.
+type StreamsNode struct {
+	cfg    StreamsConfig
+	log    *zap.Logger
+	uid    string
+	client redis.UniversalClient
+	ps     *redis.PubSub
+
+	mu     sync.Mutex
+	nsps   map[string]*streamsAdapter
+	lastID string // newest stream entry seen
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errLog rateLog
+}
+
+// NewStreamsNode starts the backplane: the stream reader and the pub/sub
+// subscriber. The client is not closed by Close.
+func NewStreamsNode(cfg StreamsConfig) (*StreamsNode, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("adapter: RedisConfig.Client is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultRedisPrefix
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRedisRequestTimeout
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStreamName
+	}
+	if cfg.MaxLen == 0 {
+		cfg.MaxLen = DefaultStreamMaxLen
+	}
+	if cfg.SessionPrefix == "" {
+		cfg.SessionPrefix = DefaultSessionPrefix
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &StreamsNode{
+		cfg: cfg, log: log.Named("redis-streams"), uid: randomID(8), client: cfg.Client,
+		nsps: make(map[string]*streamsAdapter), ctx: ctx, cancel: cancel,
+	}
+	n.ps = cfg.Client.Subscribe(ctx)
+	n.wg.Add(2)
+	go n.read()
+	go n.receive()
+	return n, nil
+}
+
+// UID is the node's id on the backplane.
+func (n *StreamsNode) UID() string { return n.uid }
+
+func (n *StreamsNode) fail(op string, err error) {
+	if n.cfg.OnError != nil {
+		n.cfg.OnError(op, err)
+	}
+	n.errLog.log(n.log, "redis error", zap.String("op", op), zap.Error(err))
+}
+
+// Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
+func (n *StreamsNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
+	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail)
+	c.logOffsets = true
+	public := n.cfg.Prefix + "#" + nsp + "#"
+	c.link = &streamsLink{n: n, public: public}
+	a := &streamsAdapter{cluster: c, n: n, window: window}
+	n.mu.Lock()
+	n.nsps[nsp] = a
+	n.mu.Unlock()
+	if err := n.ps.Subscribe(n.ctx, public, public+n.uid+"#"); err != nil {
+		n.fail("subscribe", err)
+	}
+	return a
+}
+
+// Close stops the node.
+func (n *StreamsNode) Close() error {
+	n.cancel()
+	err := n.ps.Close()
+	n.wg.Wait()
+	return err
+}
+
+// read follows the stream from its end, resuming after an outage from the
+// last entry it saw, so nothing published meanwhile is skipped (while the
+// stream still holds it).
+func (n *StreamsNode) read() {
+	defer n.wg.Done()
+	last := "$"
+	backoff := time.Duration(0)
+	for {
+		res, err := n.client.XRead(n.ctx, &redis.XReadArgs{
+			Streams: []string{n.cfg.Stream, last}, Count: streamReadCount, Block: streamBlock,
+		}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			if n.ctx.Err() != nil {
+				return
+			}
+			n.fail("subscribe", err)
+			backoff = min(max(2*backoff, 100*time.Millisecond), time.Second)
+			if !sleepCtx(n.ctx, backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		for _, s := range res {
+			for _, e := range s.Messages {
+				last = e.ID
+				n.mu.Lock()
+				n.lastID = e.ID
+				n.mu.Unlock()
+				n.onEntry(e)
+			}
+		}
+	}
+}
+
+func (n *StreamsNode) onEntry(e redis.XMessage) {
+	nsp, _ := e.Values["nsp"].(string)
+	n.mu.Lock()
+	a := n.nsps[nsp]
+	n.mu.Unlock()
+	if a == nil {
+		return
+	}
+	m, err := decodeStreamEntry(e.Values)
+	if err != nil {
+		n.fail("request", err)
+		return
+	}
+	a.onMessage(m, e.ID)
+}
+
+// receive reads the pub/sub side: ephemeral requests and responses.
+func (n *StreamsNode) receive() {
+	defer n.wg.Done()
+	backoff := time.Duration(0)
+	for {
+		msg, err := n.ps.Receive(n.ctx)
+		if err != nil {
+			if n.ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			n.fail("subscribe", err)
+			backoff = min(max(2*backoff, 100*time.Millisecond), time.Second)
+			if !sleepCtx(n.ctx, backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		m, ok := msg.(*redis.Message)
+		if !ok {
+			continue
+		}
+		p := n.cfg.Prefix + "#"
+		if !strings.HasPrefix(m.Channel, p) {
+			continue
+		}
+		nsp := cut(m.Channel[len(p):])
+		n.mu.Lock()
+		a := n.nsps[nsp]
+		n.mu.Unlock()
+		if a == nil {
+			continue
+		}
+		var v map[string]any
+		if err := decodeMsgpack([]byte(m.Payload), &v); err != nil {
+			n.fail("request", err)
+			continue
+		}
+		cm := clusterMsg{}
+		cm.UID, _ = v["uid"].(string)
+		cm.Nsp, _ = v["nsp"].(string)
+		t, _ := toInt(v["type"])
+		cm.Type = int(t)
+		cm.Data, _ = v["data"].(map[string]any)
+		a.onMessage(cm, "")
+	}
+}
+
+// streamsLink: durable messages go through the stream (XADD), ephemeral
+// ones (requests with answers) through pub/sub, as in the Node adapter.
+type streamsLink struct {
+	n      *StreamsNode
+	public string
+}
+
+func ephemeral(m clusterMsg) bool {
+	if m.Type == cmBroadcast {
+		_, withAck := m.Data["requestId"]
+		return withAck
+	}
+	return m.Type == cmServerSideEmit || m.Type == cmFetchSockets
+}
+
+func (l *streamsLink) publish(ctx context.Context, m clusterMsg) (string, error) {
+	if ephemeral(m) {
+		b, err := encodeMsgpack(map[string]any{"uid": m.UID, "nsp": m.Nsp, "type": m.Type, "data": m.Data})
+		if err != nil {
+			return "", err
+		}
+		return "", l.n.client.Publish(ctx, l.public, b).Err()
+	}
+	values, err := encodeStreamEntry(m)
+	if err != nil {
+		return "", err
+	}
+	return l.n.client.XAdd(ctx, &redis.XAddArgs{
+		Stream: l.n.cfg.Stream, MaxLen: l.n.cfg.MaxLen, Approx: true, Values: values,
+	}).Result()
+}
+
+func (l *streamsLink) respond(ctx context.Context, uid string, m clusterMsg) error {
+	b, err := encodeMsgpack(map[string]any{"uid": m.UID, "nsp": m.Nsp, "type": m.Type, "data": m.Data})
+	if err != nil {
+		return err
+	}
+	return l.n.client.Publish(ctx, l.public+uid+"#", b).Err()
+}
+
+func (l *streamsLink) serverCount(ctx context.Context) int {
+	n, err := numSub(ctx, l.n.client, false, l.public)
+	if err != nil {
+		l.n.fail("request", err)
+		return 1
+	}
+	return max(n, 1)
+}
+
+// encodeStreamEntry renders a message as the Node adapter's stream fields:
+// type as a string, data as JSON or base64 msgpack when binary.
+func encodeStreamEntry(m clusterMsg) (map[string]any, error) {
+	v := map[string]any{"uid": m.UID, "nsp": m.Nsp, "type": strconv.Itoa(m.Type)}
+	if m.Data != nil {
+		if containsBinary(m.Data, 0) {
+			b, err := encodeMsgpack(m.Data)
+			if err != nil {
+				return nil, err
+			}
+			v["data"] = base64.StdEncoding.EncodeToString(b)
+		} else {
+			b, err := json.Marshal(m.Data)
+			if err != nil {
+				return nil, err
+			}
+			v["data"] = string(b)
+		}
+	}
+	return v, nil
+}
+
+func decodeStreamEntry(values map[string]any) (clusterMsg, error) {
+	m := clusterMsg{}
+	m.UID, _ = values["uid"].(string)
+	m.Nsp, _ = values["nsp"].(string)
+	ts, _ := values["type"].(string)
+	t, err := strconv.Atoi(ts)
+	if err != nil {
+		return m, errors.New("stream entry without a type")
+	}
+	m.Type = t
+	if raw, ok := values["data"].(string); ok && raw != "" {
+		if raw[0] == '{' {
+			err = json.Unmarshal([]byte(raw), &m.Data)
+		} else {
+			var b []byte
+			if b, err = base64.StdEncoding.DecodeString(raw); err == nil {
+				err = decodeMsgpack(b, &m.Data)
+			}
+		}
+	}
+	return m, err
+}
+
+// streamsAdapter keeps recovery sessions in Redis and replays missed
+// packets from the stream.
+type streamsAdapter struct {
+	*cluster
+	n      *StreamsNode
+	window time.Duration
+}
+
+var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
+
+// Offset is the newest stream entry this node has seen.
+func (a *streamsAdapter) Offset() string {
+	a.n.mu.Lock()
+	defer a.n.mu.Unlock()
+	return a.n.lastID
+}
+
+// SaveSession stores the session in Redis for the recovery window.
+func (a *streamsAdapter) SaveSession(s *Session) {
+	if a.window <= 0 {
+		return
+	}
+	b, err := encodeMsgpack(map[string]any{"sid": s.ID, "pid": s.PID, "rooms": s.Rooms, "data": plain1(s.Data), "base": s.Base})
+	if err != nil {
+		a.n.fail("publish", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.n.cfg.RequestTimeout)
+	defer cancel()
+	key := a.n.cfg.SessionPrefix + s.PID
+	if err := a.n.client.Set(ctx, key, base64.StdEncoding.EncodeToString(b), a.window).Err(); err != nil {
+		a.n.fail("publish", err)
+	}
+}
+
+// RestoreSession takes the session from Redis, rejoins the socket to its
+// rooms, then reads what it missed from the stream; a message delivered
+// live meanwhile is also in that range, and the receiver drops the
+// duplicate by offset.
+func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session)) *Session {
+	if a.window <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.n.cfg.RequestTimeout)
+	defer cancel()
+	key := a.n.cfg.SessionPrefix + pid
+	raw, err := a.n.client.GetDel(ctx, key).Result()
+	if err != nil {
+		if !errors.Is(err, redis.Nil) {
+			a.n.fail("request", err)
+		}
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(raw)
+	var v map[string]any
+	if err == nil {
+		err = decodeMsgpack(b, &v)
+	}
+	if err != nil {
+		return nil
+	}
+	s := &Session{PID: pid, Rooms: strings_(v["rooms"]), Data: v["data"]}
+	s.ID, _ = v["sid"].(string)
+	s.Base, _ = v["base"].(string)
+	if offset == "" {
+		offset = s.Base
+	}
+	if !streamID.MatchString(offset) {
+		return nil
+	}
+	if got, err := a.n.client.XRange(ctx, a.n.cfg.Stream, offset, offset).Result(); err != nil || len(got) == 0 {
+		return nil // the offset was trimmed away: no exact catch-up
+	}
+	attach(s)
+	a.Memory.Join(s.ID, s.Rooms...)
+	rooms := make(map[string]struct{}, len(s.Rooms))
+	for _, r := range s.Rooms {
+		rooms[r] = struct{}{}
+	}
+	for i := 0; i < restoreMaxRanges; i++ {
+		entries, err := a.n.client.XRangeN(ctx, a.n.cfg.Stream, "("+offset, "+", 1000).Result()
+		if err != nil {
+			a.n.fail("request", err)
+			break
+		}
+		if len(entries) == 0 {
+			break
+		}
+		for _, e := range entries {
+			offset = e.ID
+			if e.Values["nsp"] != a.nsp || e.Values["type"] != strconv.Itoa(cmBroadcast) {
+				continue
+			}
+			m, err := decodeStreamEntry(e.Values)
+			if err != nil {
+				continue
+			}
+			if _, withAck := m.Data["requestId"]; withAck {
+				continue
+			}
+			msg, ok := messageOf(m.Data["packet"], a.nsp)
+			opts := fromWire(m.Data["opts"])
+			if ok && recoverable(msg, opts) && matches(rooms, opts) {
+				msg.Offset = e.ID
+				s.Missed = append(s.Missed, msg)
+			}
+		}
+	}
+	return s
+}
