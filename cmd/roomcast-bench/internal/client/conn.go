@@ -337,6 +337,9 @@ func (c *Conn) readLoop() error {
 		if buf, err = c.readFrame(buf); err != nil {
 			return err
 		}
+		if c.paused.Load() {
+			continue // stopped while waiting for this frame: drop it
+		}
 		if len(buf) == 0 {
 			continue // binary attachment: not used by the bench
 		}
