@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -59,11 +60,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "roomcast-bench:", err)
 		os.Exit(2)
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "roomcast-bench:", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "roomcast-bench:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if _, err := bench.Run(ctx, cfg, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "roomcast-bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
+
+// cpuProfile is the --cpuprofile flag: the bench process's own CPU profile.
+var cpuProfile = new(string)
 
 func parseFlags(args []string) (bench.Config, error) {
 	var c bench.Config
@@ -104,6 +121,7 @@ func parseFlags(args []string) (bench.Config, error) {
 	fs.StringVar(&c.LogDir, "log-dir", "", "directory for spawned servers' logs (default: a new temp dir)")
 	fs.StringVar(&c.JSON, "json", "", "write the full report as JSON to this file")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress on stderr")
+	fs.StringVar(cpuProfile, "cpuprofile", "", "write the bench process's CPU profile to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: roomcast-bench [--scenario S] (--url URL | --spawn CMD | --compare) [flags]\n\n")
 		fs.PrintDefaults()

@@ -113,6 +113,9 @@ func TestProcOfSelf(t *testing.T) {
 	if _, err := cpuTime(os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
+	if b, err := machineBusy(); err != nil || b <= 0 {
+		t.Fatalf("machineBusy = %v, %v", b, err)
+	}
 	if _, _, err := memory(-1); err == nil {
 		t.Fatal("memory(-1) succeeded")
 	}

@@ -14,3 +14,4 @@ func childAttr() *syscall.SysProcAttr        { return nil }
 func serverAttr() *syscall.SysProcAttr       { return nil }
 func memory(int) (rss, hwm int64, err error) { return 0, 0, errNoProc }
 func cpuTime(int) (time.Duration, error)     { return 0, errNoProc }
+func machineBusy() (time.Duration, error)    { return 0, errNoProc }

@@ -108,9 +108,9 @@ func printReport(out io.Writer, rep *Report) {
 	case ScenarioIdle:
 		cols = append(cols, "RSS before MiB", "RSS loaded MiB", "KiB/conn", "RSS closed MiB")
 	case ScenarioEcho:
-		cols = append(cols, "msg/s", "p50 ms", "p99 ms", "max ms", "unanswered", "srv CPU s", "gen CPU s")
+		cols = append(cols, "msg/s", "p50 ms", "p99 ms", "max ms", "unanswered", "srv CPU s", "gen CPU s", "other CPU s")
 	default:
-		cols = append(cols, "receivers", "delivered", "lost", "misordered", "last p50 ms", "last p99 ms", "deliv p50 ms", "deliv p99 ms", "deliv max ms", "srv CPU s", "gen CPU s", "RSS end MiB")
+		cols = append(cols, "receivers", "delivered", "lost", "misordered", "last p50 ms", "last p99 ms", "deliv p50 ms", "deliv p99 ms", "deliv max ms", "srv CPU s", "gen CPU s", "other CPU s", "RSS end MiB")
 	}
 	cols = append(cols, "dropped")
 	fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t")
@@ -127,7 +127,7 @@ func printReport(out io.Writer, rep *Report) {
 			} else {
 				row = append(row, "-", "-", "-", "-", "-")
 			}
-			row = append(row, srvF(r.Server, func(s *ServerResult) float64 { return s.CPU }), f2(r.LoadgenCPU))
+			row = append(row, srvF(r.Server, func(s *ServerResult) float64 { return s.CPU }), f2(r.LoadgenCPU), f2(r.OtherCPU))
 		default:
 			if f := r.Fanout; f != nil {
 				row = append(row, fmt.Sprint(f.Receivers), fmt.Sprint(f.Delivered), fmt.Sprint(f.Lost), fmt.Sprint(f.Misordered),
@@ -135,7 +135,7 @@ func printReport(out io.Writer, rep *Report) {
 			} else {
 				row = append(row, "-", "-", "-", "-", "-", "-", "-", "-", "-")
 			}
-			row = append(row, srvF(r.Server, func(s *ServerResult) float64 { return s.CPU }), f2(r.LoadgenCPU), mib(r.Server, func(s *ServerResult) int64 { return s.RSSEnd }))
+			row = append(row, srvF(r.Server, func(s *ServerResult) float64 { return s.CPU }), f2(r.LoadgenCPU), f2(r.OtherCPU), mib(r.Server, func(s *ServerResult) int64 { return s.RSSEnd }))
 		}
 		row = append(row, fmt.Sprint(r.Dropped))
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")

@@ -32,6 +32,9 @@ type Result struct {
 	// LoadgenCPU is the CPU time of the bench's own processes during the
 	// measured phase, seconds.
 	LoadgenCPU float64 `json:"loadgen_cpu_s"`
+	// OtherCPU is the CPU time the rest of the machine used during the
+	// measured phase (without a server pid, the server is in it), seconds.
+	OtherCPU float64 `json:"other_cpu_s"`
 }
 
 // ConnectResult describes the connect phase.
@@ -141,6 +144,7 @@ var metrics = []metric{
 	{"echo p99", "ms", func(r *Result) float64 { return ech(r, func(e *EchoResult) float64 { return e.Latency.P99 }) }, []string{ScenarioEcho}},
 	{"server CPU", "s", func(r *Result) float64 { return srv(r, func(s *ServerResult) float64 { return s.CPU }) }, []string{ScenarioFanout, ScenarioCrossNode, ScenarioSlow, ScenarioEcho}},
 	{"loadgen CPU", "s", func(r *Result) float64 { return r.LoadgenCPU }, []string{ScenarioFanout, ScenarioCrossNode, ScenarioSlow, ScenarioEcho}},
+	{"other CPU", "s", func(r *Result) float64 { return r.OtherCPU }, []string{ScenarioFanout, ScenarioCrossNode, ScenarioSlow, ScenarioEcho}},
 	{"dropped conns", "conns", func(r *Result) float64 { return float64(r.Dropped) }, Scenarios},
 }
 

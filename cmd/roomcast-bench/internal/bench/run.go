@@ -340,10 +340,14 @@ func (r *run) idle(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// cpuMark reads the CPU time of the server and of the bench's processes.
-func (r *run) cpuMark() (server, loadgen time.Duration) {
+// cpuMark reads the CPU time of the server, of the bench's processes and
+// of the whole machine.
+type cpuMark struct{ server, loadgen, machine time.Duration }
+
+func (r *run) cpuMark() cpuMark {
+	var m cpuMark
 	if r.srvPID > 0 {
-		server, _ = cpuTime(r.srvPID)
+		m.server, _ = cpuTime(r.srvPID)
 	}
 	pids := map[int]bool{os.Getpid(): true}
 	for _, w := range r.workers {
@@ -351,17 +355,24 @@ func (r *run) cpuMark() (server, loadgen time.Duration) {
 	}
 	for pid := range pids {
 		d, _ := cpuTime(pid)
-		loadgen += d
+		m.loadgen += d
 	}
-	return server, loadgen
+	m.machine, _ = machineBusy()
+	return m
 }
 
-func (r *run) cpuSince(srv0, gen0 time.Duration) {
-	srv1, gen1 := r.cpuMark()
-	r.res.LoadgenCPU = (gen1 - gen0).Seconds()
+// cpuSince records the CPU used since m0: by the server, by the bench and
+// by everything else on the machine (other processes competing for the
+// same cores, which makes a run noisy).
+func (r *run) cpuSince(m0 cpuMark) {
+	m1 := r.cpuMark()
+	r.res.LoadgenCPU = (m1.loadgen - m0.loadgen).Seconds()
+	other := m1.machine - m0.machine - (m1.loadgen - m0.loadgen)
 	if r.res.Server != nil {
-		r.res.Server.CPU = (srv1 - srv0).Seconds()
+		r.res.Server.CPU = (m1.server - m0.server).Seconds()
+		other -= m1.server - m0.server
 	}
+	r.res.OtherCPU = max(0, other.Seconds())
 }
 
 func (r *run) echo(ctx context.Context) error {
@@ -370,10 +381,10 @@ func (r *run) echo(ctx context.Context) error {
 		s.RSSLoaded, _ = r.memory()
 	}
 	r.ui.phase("echo")
-	srv0, gen0 := r.cpuMark()
+	cpu0 := r.cpuMark()
 	req := EchoRequest{Warmup: cfg.Warmup, Duration: cfg.Duration, Payload: cfg.Payload}
 	replies, err := parallel(r.workers, func(w worker) (EchoReply, error) { return w.echo(ctx, req) })
-	r.cpuSince(srv0, gen0)
+	r.cpuSince(cpu0)
 	if err != nil {
 		return err
 	}
@@ -439,7 +450,7 @@ func (r *run) fanout(ctx context.Context, pubURL, recvURL string) error {
 	f.Expected = int64(j.Joined) * int64(cfg.Messages)
 	r.ui.phase("publishing")
 	r.ui.expect(f.Expected)
-	srv0, gen0 := r.cpuMark()
+	cpu0 := r.cpuMark()
 	start := time.Now()
 	for seq := range cfg.Messages {
 		if d := time.Until(start.Add(time.Duration(seq) * cfg.Interval)); d > 0 && !sleep(ctx, d) {
@@ -453,7 +464,7 @@ func (r *run) fanout(ctx context.Context, pubURL, recvURL string) error {
 	r.ui.phase("draining")
 	waitFor(ctx, cfg.Drain, func() bool { return r.received() >= f.Expected })
 	f.PubFailed, f.PubError = pub.settle(ctx, 5*time.Second)
-	r.cpuSince(srv0, gen0)
+	r.cpuSince(cpu0)
 	if s := r.res.Server; s != nil {
 		s.RSSEnd, _ = r.memory()
 		if cfg.Scenario == ScenarioSlow {
