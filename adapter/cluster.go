@@ -60,14 +60,17 @@ type cluster struct {
 	// logOffsets: the link's log gives broadcasts their recovery offsets
 	// (streams), instead of the local history.
 	logOffsets bool
+	// async runs publishes in order off the caller's goroutine.
+	async func(func())
 
 	mu          sync.Mutex
 	requests    map[string]*request
 	ackRequests map[string]*ackRequest
 }
 
-func newCluster(recv Receiver, window time.Duration, nsp, uid string, timeout time.Duration, log *zap.Logger, fail func(string, error)) *cluster {
+func newCluster(recv Receiver, window time.Duration, nsp, uid string, timeout time.Duration, log *zap.Logger, fail func(string, error), async func(func())) *cluster {
 	return &cluster{
+		async:       async,
 		Memory:      NewMemory(recv, window),
 		uid:         uid,
 		nsp:         nsp,
@@ -77,6 +80,11 @@ func newCluster(recv Receiver, window time.Duration, nsp, uid string, timeout ti
 		requests:    make(map[string]*request),
 		ackRequests: make(map[string]*ackRequest),
 	}
+}
+
+// post publishes a message without waiting for it.
+func (c *cluster) post(typ int, data map[string]any) {
+	c.async(func() { c.send(typ, data) })
 }
 
 func (c *cluster) send(typ int, data map[string]any) (string, error) {
@@ -105,11 +113,22 @@ func recoverable(msg *Message, opts Options) bool {
 // Broadcast publishes msg to the other nodes (unless Local) and delivers it
 // here.
 func (c *cluster) Broadcast(msg *Message, opts Options) {
-	offset := ""
-	if !opts.Local {
-		offset, _ = c.send(cmBroadcast, map[string]any{"packet": packetOf(c.nsp, msg), "opts": toWire(opts)})
+	if opts.Local {
+		c.deliverLocal(msg, opts, "")
+		return
 	}
-	c.deliverLocal(msg, opts, offset)
+	data := map[string]any{"packet": packetOf(c.nsp, msg), "opts": toWire(opts)}
+	if !c.logOffsets {
+		c.post(cmBroadcast, data)
+		c.deliverLocal(msg, opts, "")
+		return
+	}
+	// The log's offset is part of what local clients get (for recovery on
+	// any node): deliver once it is known, in publish order.
+	c.async(func() {
+		offset, _ := c.send(cmBroadcast, data)
+		c.deliverLocal(msg, opts, offset)
+	})
 }
 
 func (c *cluster) deliverLocal(msg *Message, opts Options, offset string) {
@@ -138,28 +157,28 @@ func (c *cluster) BroadcastWithAck(msg *Message, opts Options, onCount func(int)
 			delete(c.ackRequests, id)
 			c.mu.Unlock()
 		})
-		c.send(cmBroadcast, map[string]any{"packet": packetOf(c.nsp, msg), "requestId": id, "opts": toWire(opts)})
+		c.post(cmBroadcast, map[string]any{"packet": packetOf(c.nsp, msg), "requestId": id, "opts": toWire(opts)})
 	}
 	c.Memory.BroadcastWithAck(msg, opts, onCount)
 }
 
 func (c *cluster) AddSockets(opts Options, rooms []string) {
 	if !opts.Local {
-		c.send(cmSocketsJoin, map[string]any{"opts": toWire(opts), "rooms": rooms})
+		c.post(cmSocketsJoin, map[string]any{"opts": toWire(opts), "rooms": rooms})
 	}
 	c.Memory.AddSockets(opts, rooms)
 }
 
 func (c *cluster) DelSockets(opts Options, rooms []string) {
 	if !opts.Local {
-		c.send(cmSocketsLeave, map[string]any{"opts": toWire(opts), "rooms": rooms})
+		c.post(cmSocketsLeave, map[string]any{"opts": toWire(opts), "rooms": rooms})
 	}
 	c.Memory.DelSockets(opts, rooms)
 }
 
 func (c *cluster) DisconnectSockets(opts Options, close bool) {
 	if !opts.Local {
-		c.send(cmDisconnectSockets, map[string]any{"opts": toWire(opts), "close": close})
+		c.post(cmDisconnectSockets, map[string]any{"opts": toWire(opts), "close": close})
 	}
 	c.Memory.DisconnectSockets(opts, close)
 }
@@ -182,8 +201,8 @@ func (c *cluster) FetchSockets(ctx context.Context, opts Options) ([]SocketInfo,
 
 func (c *cluster) ServerSideEmit(ctx context.Context, data []any, withAck bool) ([]any, error) {
 	if !withAck {
-		_, err := c.send(cmServerSideEmit, map[string]any{"packet": plain(data)})
-		return nil, err
+		c.post(cmServerSideEmit, map[string]any{"packet": plain(data)})
+		return nil, nil
 	}
 	req, err := c.ask(ctx, cmServerSideEmit, map[string]any{"packet": plain(data)})
 	if req == nil {

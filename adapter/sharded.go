@@ -33,6 +33,7 @@ type ShardedNode struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errLog rateLog
+	pub    *worker
 }
 
 type subOp struct {
@@ -61,6 +62,7 @@ func NewShardedNode(cfg RedisConfig) (*ShardedNode, error) {
 		nsps: make(map[string]*cluster), subs: make(map[string]*redis.PubSub),
 		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 	}
+	n.pub = newWorker(publishQueue, n.fail)
 	n.wg.Add(1)
 	go n.subscriber()
 	return n, nil
@@ -78,7 +80,7 @@ func (n *ShardedNode) fail(op string, err error) {
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *ShardedNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
-	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail)
+	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.run)
 	c.link = &shardedLink{n: n, channel: n.cfg.Prefix + "#" + nsp + "#"}
 	c.Memory.onRoom = func(room string, created, public bool) {
 		if public {
@@ -236,6 +238,7 @@ func (n *ShardedNode) dispatch(channel string, payload []byte) {
 
 // Close stops the node.
 func (n *ShardedNode) Close() error {
+	n.pub.stop()
 	n.cancel()
 	n.wg.Wait()
 	return nil

@@ -22,7 +22,7 @@ const (
 	DefaultStreamMaxLen  = 10000
 	DefaultSessionPrefix = "sio:session:"
 	streamReadCount      = 100
-	streamBlock          = 5 * time.Second
+	streamBlock          = time.Second // bounds how long Close waits for the reader
 	restoreMaxRanges     = 100
 )
 
@@ -58,6 +58,7 @@ type StreamsNode struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errLog rateLog
+	pub    *worker
 }
 
 // NewStreamsNode starts the backplane: the stream reader and the pub/sub
@@ -91,6 +92,7 @@ func NewStreamsNode(cfg StreamsConfig) (*StreamsNode, error) {
 		nsps: make(map[string]*streamsAdapter), ctx: ctx, cancel: cancel,
 	}
 	n.ps = cfg.Client.Subscribe(ctx)
+	n.pub = newWorker(publishQueue, n.fail)
 	n.wg.Add(2)
 	go n.read()
 	go n.receive()
@@ -109,7 +111,7 @@ func (n *StreamsNode) fail(op string, err error) {
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *StreamsNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
-	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail)
+	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.run)
 	c.logOffsets = true
 	public := n.cfg.Prefix + "#" + nsp + "#"
 	c.link = &streamsLink{n: n, public: public}
@@ -125,6 +127,7 @@ func (n *StreamsNode) Adapter(nsp string, recv Receiver, window time.Duration) A
 
 // Close stops the node.
 func (n *StreamsNode) Close() error {
+	n.pub.stop()
 	n.cancel()
 	err := n.ps.Close()
 	n.wg.Wait()

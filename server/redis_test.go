@@ -64,13 +64,21 @@ func (r *redisServer) stop() {
 	}
 }
 
-// cluster starts n servers on one Redis.
+// cluster starts n servers on one Redis (the backplane is cfg's, "redis"
+// by default).
 func cluster(t *testing.T, rs *redisServer, n int, cfg Config) ([]*Server, []string) {
+	return clusterAt(t, rs.url(), n, cfg)
+}
+
+func clusterAt(t *testing.T, url string, n int, cfg Config) ([]*Server, []string) {
 	var srvs []*Server
 	var addrs []string
 	for i := 0; i < n; i++ {
 		c := cfg
-		c.Backplane, c.RedisURL = "redis", rs.url()
+		if c.Backplane == "" {
+			c.Backplane = "redis"
+		}
+		c.RedisURL = url
 		s, a := startServer(t, c)
 		srvs = append(srvs, s)
 		addrs = append(addrs, a)
@@ -113,9 +121,20 @@ func sidOf(connectAnswer string) string {
 	return m[1]
 }
 
+// backplanes are the Redis adapters every cross-node test runs on.
+var backplanes = []string{"redis", "redis-sharded", "redis-streams"}
+
 func TestRedisCrossNodeOperations(t *testing.T) {
-	rs := startRedis(t)
-	srvs, addrs := cluster(t, rs, 3, Config{RecoveryWindow: -1})
+	for _, bp := range backplanes {
+		t.Run(bp, func(t *testing.T) {
+			rs := startRedis(t)
+			crossNode(t, rs.url(), bp)
+		})
+	}
+}
+
+func crossNode(t *testing.T, url, backplane string) {
+	srvs, addrs := clusterAt(t, url, 3, Config{RecoveryWindow: -1, Backplane: backplane})
 	ctx := context.Background()
 	var cl []*rawClient
 	var sids []string
@@ -234,8 +253,14 @@ func TestRedisCrossNodeOperations(t *testing.T) {
 
 // A request to a cluster whose node died waits only for the live nodes.
 func TestRedisDeadNodeDoesNotHang(t *testing.T) {
+	for _, bp := range backplanes {
+		t.Run(bp, func(t *testing.T) { deadNode(t, bp) })
+	}
+}
+
+func deadNode(t *testing.T, backplane string) {
 	rs := startRedis(t)
-	srvs, addrs := cluster(t, rs, 3, Config{})
+	srvs, addrs := cluster(t, rs, 3, Config{Backplane: backplane})
 	ctx := context.Background()
 	for _, a := range addrs {
 		c := dialRaw(t, a, 0)
@@ -256,8 +281,14 @@ func TestRedisDeadNodeDoesNotHang(t *testing.T) {
 }
 
 func TestRedisOutage(t *testing.T) {
+	for _, bp := range backplanes {
+		t.Run(bp, func(t *testing.T) { outage(t, bp) })
+	}
+}
+
+func outage(t *testing.T, backplane string) {
 	rs := startRedis(t)
-	srvs, addrs := cluster(t, rs, 2, Config{})
+	srvs, addrs := cluster(t, rs, 2, Config{Backplane: backplane})
 	ctx := context.Background()
 	a, b := dialRaw(t, addrs[0], 0), dialRaw(t, addrs[1], 0)
 	a.connect("/")
@@ -277,7 +308,13 @@ func TestRedisOutage(t *testing.T) {
 		a.expect(fmt.Sprintf(`"during",%d`, i))
 		time.Sleep(200 * time.Millisecond)
 	}
-	waitFor(t, func() bool { return testutil.ToFloat64(srvs[0].metrics.backplaneErrors) > 0 })
+	waitFor(t, func() bool {
+		errs := 0.0
+		for _, op := range []string{"publish", "subscribe", "request"} {
+			errs += testutil.ToFloat64(srvs[0].metrics.backplaneErrors.WithLabelValues(op))
+		}
+		return errs > 0
+	})
 	if g := runtime.NumGoroutine(); g > goroutines+20 {
 		t.Fatalf("goroutines grew from %d to %d during the outage", goroutines, g)
 	}
@@ -304,4 +341,110 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatal("cross-node delivery did not resume within 20s of Redis returning")
 		}
 	}
+}
+
+// With the streams adapter a client that drops from one node and comes back
+// to another within the window gets what it missed, once, in order.
+func TestRedisStreamsRecoveryAcrossNodes(t *testing.T) {
+	rs := startRedis(t)
+	srvs, addrs := cluster(t, rs, 2, Config{Backplane: "redis-streams", RecoveryWindow: time.Minute})
+	ctx := context.Background()
+	a := dialRaw(t, addrs[0], 0)
+	ans := a.connect("/")
+	sid := sidOf(ans)
+	pid := regexp.MustCompile(`"pid":"([^"]+)"`).FindStringSubmatch(ans)[1]
+	a.join("r")
+	waitFor(t, func() bool { return srvs[1].Of("/").Adapter().ServerCount(ctx) == 2 })
+	srvs[1].To("r").Emit(ctx, "m", 0)
+	got := a.expect(`^42\["m",0,"`)
+	offset := regexp.MustCompile(`"([0-9]+-[0-9]+)"\]$`).FindStringSubmatch(got)[1]
+	a.ws.Close()
+	waitFor(t, func() bool { return srvs[0].Of("/").Socket(sid) == nil })
+	for i := 1; i <= 5; i++ {
+		srvs[0].To("r").Emit(ctx, "m", i)
+	}
+	b := dialRaw(t, addrs[1], 0)
+	b.write(fmt.Sprintf(`40{"pid":%q,"offset":%q}`, pid, offset))
+	if ans := b.read(); sidOf(ans) != sid {
+		t.Fatalf("not recovered: %q (socket was %s)", ans, sid)
+	}
+	for i := 1; i <= 5; i++ {
+		b.next(fmt.Sprintf(`^42\["m",%d,"[0-9]+-[0-9]+"\]$`, i))
+	}
+	srvs[1].To("r").Emit(ctx, "m", 6)
+	b.next(`^42\["m",6,`)
+}
+
+// startRedisCluster runs a Redis Cluster of three masters (no replicas) and
+// returns its go-redis cluster URL.
+func startRedisCluster(t *testing.T) string {
+	t.Helper()
+	var ports []int
+	for p := 21000 + int(time.Now().UnixNano()%2000)*3; len(ports) < 3 && p < 30000; p++ {
+		if portFree(p) && portFree(p+10000) {
+			ports = append(ports, p)
+		}
+	}
+	dir := t.TempDir()
+	var nodes []string
+	for i, p := range ports {
+		cmd := exec.Command("redis-server", "--port", fmt.Sprint(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--cluster-enabled", "yes", "--cluster-config-file", fmt.Sprintf("%s/nodes-%d.conf", dir, i), "--dir", dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", p)})
+		waitFor(t, func() bool { return c.Ping(context.Background()).Err() == nil })
+		c.Close()
+		nodes = append(nodes, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	out, err := exec.Command("redis-cli", append([]string{"--cluster", "create"}, append(nodes, "--cluster-yes")...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: nodes})
+	defer cc.Close()
+	waitFor(t, func() bool {
+		info, err := cc.ClusterInfo(context.Background()).Result()
+		return err == nil && strings.Contains(info, "cluster_state:ok")
+	})
+	return fmt.Sprintf("redis://%s?addr=%s&addr=%s", nodes[0], nodes[1], nodes[2])
+}
+
+func portFree(p int) bool {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+func TestRedisShardedOnCluster(t *testing.T) {
+	crossNode(t, startRedisCluster(t), "redis-sharded")
+}
+
+// The sharded adapter subscribes to a room's channel only on the nodes that
+// have members in it, and drops the subscription when the room empties.
+func TestRedisShardedDynamicSubscriptions(t *testing.T) {
+	rs := startRedis(t)
+	_, addrs := cluster(t, rs, 3, Config{Backplane: "redis-sharded"})
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)})
+	defer c.Close()
+	subs := func(room string) int64 {
+		ch := "socket.io#/#" + room + "#"
+		return c.PubSubShardNumSub(context.Background(), ch).Val()[ch]
+	}
+	a := dialRaw(t, addrs[0], 0)
+	a.connect("/")
+	a.join("only-here")
+	b := dialRaw(t, addrs[1], 0)
+	b.connect("/")
+	b.join("shared")
+	a.join("shared")
+	waitFor(t, func() bool { return subs("only-here") == 1 && subs("shared") == 2 })
+	a.write(`429["leave","only-here"]`)
+	a.expect(`^439\[`)
+	waitFor(t, func() bool { return subs("only-here") == 0 })
 }
