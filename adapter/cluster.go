@@ -343,11 +343,7 @@ func (c *cluster) onResponse(m clusterMsg) {
 	default:
 		return
 	}
-	req.msgCount++
-	if req.msgCount >= req.numSub {
-		req.finished = true
-		close(req.done)
-	}
+	req.answered()
 }
 
 // packetOf renders msg as the protocol's packet object.

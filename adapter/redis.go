@@ -63,21 +63,13 @@ type RedisConfig struct {
 // namespaces' adapters (RedisNode.Adapter) share one subscriber and one
 // publisher; the subscriber's receive loop never blocks on a socket.
 type RedisNode struct {
-	cfg    RedisConfig
-	log    *zap.Logger
-	uid    string
-	client redis.UniversalClient
-	ps     *redis.PubSub
+	*node
+	ps *redis.PubSub
 
 	mu   sync.RWMutex
 	nsps map[string]*Redis
 
-	pubq   chan publication
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	errLog rateLog
+	pubq chan publication
 }
 
 type publication struct {
@@ -88,39 +80,17 @@ type publication struct {
 // NewRedisNode connects the backplane and starts its receive and publish
 // loops. The client is not closed by Close.
 func NewRedisNode(cfg RedisConfig) (*RedisNode, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("adapter: RedisConfig.Client is required")
+	base, err := newNode(cfg, "redis")
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultRedisPrefix
-	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = DefaultRedisRequestTimeout
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &RedisNode{
-		cfg:    cfg,
-		log:    log.Named("redis"),
-		uid:    randomID(6),
-		client: cfg.Client,
-		nsps:   make(map[string]*Redis),
-		pubq:   make(chan publication, publishQueue),
-		ctx:    ctx,
-		cancel: cancel,
-	}
-	n.ps = cfg.Client.Subscribe(ctx)
-	n.wg.Add(2)
-	go n.receive()
+	n := &RedisNode{node: base, nsps: make(map[string]*Redis), pubq: make(chan publication, publishQueue)}
+	n.ps = n.client.Subscribe(n.ctx)
+	n.receive(n.ps, n.dispatch)
+	n.wg.Add(1)
 	go n.publish()
 	return n, nil
 }
-
-// UID is the node's id on the backplane.
-func (n *RedisNode) UID() string { return n.uid }
 
 // Adapter makes the adapter of a namespace; its signature fits
 // namespaces.Config.Adapter.
@@ -158,45 +128,6 @@ func (n *RedisNode) Close() error {
 	return err
 }
 
-func (n *RedisNode) fail(op string, err error) {
-	if n.cfg.OnError != nil {
-		n.cfg.OnError(op, err)
-	}
-	n.errLog.log(n.log, "redis error", zap.String("op", op), zap.Error(err))
-}
-
-// receive is the subscriber loop. It only decodes and hands messages to
-// local sockets (whose queues never block); anything slower goes to a
-// goroutine. After an error it backs off (100 ms doubling to 1 s) while
-// go-redis reconnects and resubscribes.
-func (n *RedisNode) receive() {
-	defer n.wg.Done()
-	backoff := time.Duration(0)
-	for {
-		msg, err := n.ps.Receive(n.ctx)
-		if err != nil {
-			if n.ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
-				return
-			}
-			n.fail("subscribe", err)
-			backoff = min(max(2*backoff, 100*time.Millisecond), time.Second)
-			select {
-			case <-time.After(backoff):
-			case <-n.ctx.Done():
-				return
-			}
-			continue
-		}
-		if backoff > 0 {
-			n.log.Info("redis subscription restored")
-			backoff = 0
-		}
-		if m, ok := msg.(*redis.Message); ok {
-			n.dispatch(m.Channel, []byte(m.Payload))
-		}
-	}
-}
-
 // publish sends queued publications in order, pipelining what is waiting.
 func (n *RedisNode) publish() {
 	defer n.wg.Done()
@@ -231,22 +162,13 @@ func (n *RedisNode) publish() {
 			// nodes (local delivery already happened). Retry the batch a
 			// few times with a pause, so a short blip loses nothing.
 			n.fail("publish", err)
-			if !n.sleep(200 * time.Millisecond) {
+			if !sleepCtx(n.ctx, 200*time.Millisecond) {
 				return
 			}
 			if len(n.pubq) > publishQueue/2 {
 				break // falling behind: give up on this batch
 			}
 		}
-	}
-}
-
-func (n *RedisNode) sleep(d time.Duration) bool {
-	select {
-	case <-time.After(d):
-		return true
-	case <-n.ctx.Done():
-		return false
 	}
 }
 
@@ -325,6 +247,16 @@ type request struct {
 	responses []any
 	done      chan struct{}
 	finished  bool
+}
+
+// answered counts one node's answer and ends the wait after the last.
+// The caller holds the adapter's lock.
+func (req *request) answered() {
+	req.msgCount++
+	if req.msgCount >= req.numSub {
+		req.finished = true
+		close(req.done)
+	}
 }
 
 type ackRequest struct {
@@ -740,11 +672,7 @@ func (r *Redis) onResponse(payload []byte) {
 	default:
 		return
 	}
-	req.msgCount++
-	if req.msgCount >= req.numSub {
-		req.finished = true
-		close(req.done)
-	}
+	req.answered()
 }
 
 func socketInfo(v any) SocketInfo {

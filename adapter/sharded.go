@@ -3,13 +3,11 @@ package adapter
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
 )
 
 // ShardedNode is one process's connection to a Redis sharded pub/sub
@@ -18,10 +16,7 @@ import (
 // subscription mode: a node subscribes to a room's channel only while it
 // has members in that room, so it receives only the traffic of its rooms.
 type ShardedNode struct {
-	cfg    RedisConfig
-	log    *zap.Logger
-	uid    string
-	client redis.UniversalClient
+	*node
 
 	mu   sync.Mutex
 	nsps map[string]*cluster
@@ -29,11 +24,7 @@ type ShardedNode struct {
 	ops  []subOp                  // subscription changes not yet applied
 	wake chan struct{}
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errLog rateLog
-	pub    *worker
+	pub *worker
 }
 
 type subOp struct {
@@ -43,39 +34,15 @@ type subOp struct {
 
 // NewShardedNode starts the backplane. The client is not closed by Close.
 func NewShardedNode(cfg RedisConfig) (*ShardedNode, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("adapter: RedisConfig.Client is required")
+	base, err := newNode(cfg, "redis-sharded")
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultRedisPrefix
-	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = DefaultRedisRequestTimeout
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &ShardedNode{
-		cfg: cfg, log: log.Named("redis-sharded"), uid: randomID(8), client: cfg.Client,
-		nsps: make(map[string]*cluster), subs: make(map[string]*redis.PubSub),
-		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
-	}
+	n := &ShardedNode{node: base, nsps: make(map[string]*cluster), subs: make(map[string]*redis.PubSub), wake: make(chan struct{}, 1)}
 	n.pub = newWorker(publishQueue, n.fail)
 	n.wg.Add(1)
 	go n.subscriber()
 	return n, nil
-}
-
-// UID is the node's id on the backplane.
-func (n *ShardedNode) UID() string { return n.uid }
-
-func (n *ShardedNode) fail(op string, err error) {
-	if n.cfg.OnError != nil {
-		n.cfg.OnError(op, err)
-	}
-	n.errLog.log(n.log, "redis error", zap.String("op", op), zap.Error(err))
 }
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
@@ -182,37 +149,11 @@ func (n *ShardedNode) apply(op subOp) {
 		n.mu.Lock()
 		n.subs[addr] = ps
 		n.mu.Unlock()
-		n.wg.Add(1)
-		go n.receive(ps)
+		n.receive(ps, n.dispatch)
 		return
 	}
 	if err := ps.SSubscribe(n.ctx, op.channel); err != nil {
 		n.fail("subscribe", err)
-	}
-}
-
-// receive reads one shard connection; go-redis reconnects and
-// resubscribes after errors, while this loop backs off.
-func (n *ShardedNode) receive(ps *redis.PubSub) {
-	defer n.wg.Done()
-	backoff := time.Duration(0)
-	for {
-		msg, err := ps.Receive(n.ctx)
-		if err != nil {
-			if n.ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
-				return
-			}
-			n.fail("subscribe", err)
-			backoff = min(max(2*backoff, 100*time.Millisecond), time.Second)
-			if !sleepCtx(n.ctx, backoff) {
-				return
-			}
-			continue
-		}
-		backoff = 0
-		if m, ok := msg.(*redis.Message); ok {
-			n.dispatch(m.Channel, []byte(m.Payload))
-		}
 	}
 }
 
@@ -369,13 +310,4 @@ func containsBinary(v any, depth int) bool {
 		}
 	}
 	return false
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-time.After(d):
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
 )
 
 // Defaults of the streams backplane (those of Node's
@@ -44,35 +43,20 @@ type StreamsConfig struct {
 // Sessions for connection state recovery live in Redis, so a client can
 // recover on any node.
 type StreamsNode struct {
-	cfg    StreamsConfig
-	log    *zap.Logger
-	uid    string
-	client redis.UniversalClient
-	ps     *redis.PubSub
+	*node
+	scfg StreamsConfig
+	ps   *redis.PubSub
 
 	mu     sync.Mutex
 	nsps   map[string]*streamsAdapter
 	lastID string // newest stream entry seen
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errLog rateLog
-	pub    *worker
+	pub *worker
 }
 
 // NewStreamsNode starts the backplane: the stream reader and the pub/sub
 // subscriber. The client is not closed by Close.
 func NewStreamsNode(cfg StreamsConfig) (*StreamsNode, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("adapter: RedisConfig.Client is required")
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultRedisPrefix
-	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = DefaultRedisRequestTimeout
-	}
 	if cfg.Stream == "" {
 		cfg.Stream = DefaultStreamName
 	}
@@ -82,31 +66,17 @@ func NewStreamsNode(cfg StreamsConfig) (*StreamsNode, error) {
 	if cfg.SessionPrefix == "" {
 		cfg.SessionPrefix = DefaultSessionPrefix
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
+	base, err := newNode(cfg.RedisConfig, "redis-streams")
+	if err != nil {
+		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &StreamsNode{
-		cfg: cfg, log: log.Named("redis-streams"), uid: randomID(8), client: cfg.Client,
-		nsps: make(map[string]*streamsAdapter), ctx: ctx, cancel: cancel,
-	}
-	n.ps = cfg.Client.Subscribe(ctx)
+	n := &StreamsNode{node: base, scfg: cfg, nsps: make(map[string]*streamsAdapter)}
 	n.pub = newWorker(publishQueue, n.fail)
-	n.wg.Add(2)
+	n.ps = n.client.Subscribe(n.ctx)
+	n.receive(n.ps, n.onPublished)
+	n.wg.Add(1)
 	go n.read()
-	go n.receive()
 	return n, nil
-}
-
-// UID is the node's id on the backplane.
-func (n *StreamsNode) UID() string { return n.uid }
-
-func (n *StreamsNode) fail(op string, err error) {
-	if n.cfg.OnError != nil {
-		n.cfg.OnError(op, err)
-	}
-	n.errLog.log(n.log, "redis error", zap.String("op", op), zap.Error(err))
 }
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
@@ -143,7 +113,7 @@ func (n *StreamsNode) read() {
 	backoff := time.Duration(0)
 	for {
 		res, err := n.client.XRead(n.ctx, &redis.XReadArgs{
-			Streams: []string{n.cfg.Stream, last}, Count: streamReadCount, Block: streamBlock,
+			Streams: []string{n.scfg.Stream, last}, Count: streamReadCount, Block: streamBlock,
 		}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			if n.ctx.Err() != nil {
@@ -185,52 +155,25 @@ func (n *StreamsNode) onEntry(e redis.XMessage) {
 	a.onMessage(m, e.ID)
 }
 
-// receive reads the pub/sub side: ephemeral requests and responses.
-func (n *StreamsNode) receive() {
-	defer n.wg.Done()
-	backoff := time.Duration(0)
-	for {
-		msg, err := n.ps.Receive(n.ctx)
-		if err != nil {
-			if n.ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
-				return
-			}
-			n.fail("subscribe", err)
-			backoff = min(max(2*backoff, 100*time.Millisecond), time.Second)
-			if !sleepCtx(n.ctx, backoff) {
-				return
-			}
-			continue
-		}
-		backoff = 0
-		m, ok := msg.(*redis.Message)
-		if !ok {
-			continue
-		}
-		p := n.cfg.Prefix + "#"
-		if !strings.HasPrefix(m.Channel, p) {
-			continue
-		}
-		nsp := cut(m.Channel[len(p):])
-		n.mu.Lock()
-		a := n.nsps[nsp]
-		n.mu.Unlock()
-		if a == nil {
-			continue
-		}
-		var v map[string]any
-		if err := decodeMsgpack([]byte(m.Payload), &v); err != nil {
-			n.fail("request", err)
-			continue
-		}
-		cm := clusterMsg{}
-		cm.UID, _ = v["uid"].(string)
-		cm.Nsp, _ = v["nsp"].(string)
-		t, _ := toInt(v["type"])
-		cm.Type = int(t)
-		cm.Data, _ = v["data"].(map[string]any)
-		a.onMessage(cm, "")
+// onPublished handles the pub/sub side: ephemeral requests and responses.
+func (n *StreamsNode) onPublished(channel string, payload []byte) {
+	p := n.cfg.Prefix + "#"
+	if !strings.HasPrefix(channel, p) {
+		return
 	}
+	nsp := cut(channel[len(p):])
+	n.mu.Lock()
+	a := n.nsps[nsp]
+	n.mu.Unlock()
+	if a == nil {
+		return
+	}
+	m, err := decodeClusterMsg(payload)
+	if err != nil {
+		n.fail("request", err)
+		return
+	}
+	a.onMessage(m, "")
 }
 
 // streamsLink: durable messages go through the stream (XADD), ephemeral
@@ -261,7 +204,7 @@ func (l *streamsLink) publish(ctx context.Context, m clusterMsg) (string, error)
 		return "", err
 	}
 	return l.n.client.XAdd(ctx, &redis.XAddArgs{
-		Stream: l.n.cfg.Stream, MaxLen: l.n.cfg.MaxLen, Approx: true, Values: values,
+		Stream: l.n.scfg.Stream, MaxLen: l.n.scfg.MaxLen, Approx: true, Values: values,
 	}).Result()
 }
 
@@ -356,7 +299,7 @@ func (a *streamsAdapter) SaveSession(s *Session) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.n.cfg.RequestTimeout)
 	defer cancel()
-	key := a.n.cfg.SessionPrefix + s.PID
+	key := a.n.scfg.SessionPrefix + s.PID
 	if err := a.n.client.Set(ctx, key, base64.StdEncoding.EncodeToString(b), a.window).Err(); err != nil {
 		a.n.fail("publish", err)
 	}
@@ -372,7 +315,7 @@ func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.n.cfg.RequestTimeout)
 	defer cancel()
-	key := a.n.cfg.SessionPrefix + pid
+	key := a.n.scfg.SessionPrefix + pid
 	raw, err := a.n.client.GetDel(ctx, key).Result()
 	if err != nil {
 		if !errors.Is(err, redis.Nil) {
@@ -397,7 +340,7 @@ func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session
 	if !streamID.MatchString(offset) {
 		return nil
 	}
-	if got, err := a.n.client.XRange(ctx, a.n.cfg.Stream, offset, offset).Result(); err != nil || len(got) == 0 {
+	if got, err := a.n.client.XRange(ctx, a.n.scfg.Stream, offset, offset).Result(); err != nil || len(got) == 0 {
 		return nil // the offset was trimmed away: no exact catch-up
 	}
 	attach(s)
@@ -407,7 +350,7 @@ func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session
 		rooms[r] = struct{}{}
 	}
 	for i := 0; i < restoreMaxRanges; i++ {
-		entries, err := a.n.client.XRangeN(ctx, a.n.cfg.Stream, "("+offset, "+", 1000).Result()
+		entries, err := a.n.client.XRangeN(ctx, a.n.scfg.Stream, "("+offset, "+", 1000).Result()
 		if err != nil {
 			a.n.fail("request", err)
 			break
