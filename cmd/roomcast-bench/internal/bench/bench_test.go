@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	settleAfterClose = 10 * time.Millisecond
+	resumeWait = 300 * time.Millisecond
 	goleak.VerifyTestMain(m)
 }
 
@@ -115,8 +116,22 @@ func TestSlowReadersDoNotCount(t *testing.T) {
 	cfg.Messages, cfg.Interval, cfg.SlowShare = 20, time.Millisecond, 0.25
 	r := runBench(t, cfg)
 	checkFanout(t, r, 30)
-	if r.Fanout.SlowClients != 10 || r.Join.JoinedSlow != 10 {
-		t.Fatalf("slow clients %d / joined slow %d", r.Fanout.SlowClients, r.Join.JoinedSlow)
+	if f := r.Fanout; f.SlowClients != 10 || r.Join.JoinedSlow != 10 || f.SlowCut != 0 {
+		t.Fatalf("slow clients %d, joined slow %d, cut %d", f.SlowClients, r.Join.JoinedSlow, f.SlowCut)
+	}
+}
+
+func TestSlowReadersCutByTheServer(t *testing.T) {
+	// The stub closes a connection whose write blocks for 500 ms (long
+	// enough for a busy fast reader): 30 broadcasts of 16 KiB overflow a
+	// stalled reader's socket buffers.
+	url := hubtest.New(hubtest.Options{WriteTimeout: 500 * time.Millisecond, SendBuffer: 16 << 10}).Start(t)
+	cfg := quick(ScenarioSlow, url)
+	cfg.Clients, cfg.SlowShare, cfg.Messages, cfg.Payload, cfg.Interval = 8, 0.25, 30, 16<<10, 2*time.Millisecond
+	r := runBench(t, cfg)
+	checkFanout(t, r, 6)
+	if f := r.Fanout; f.SlowClients != 2 || f.SlowCut != 2 || len(f.SlowCutErrors) == 0 {
+		t.Fatalf("slow clients %d, cut %d (%v)", f.SlowClients, f.SlowCut, f.SlowCutErrors)
 	}
 }
 

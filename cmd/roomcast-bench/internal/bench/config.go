@@ -22,28 +22,33 @@ var Scenarios = []string{ScenarioIdle, ScenarioFanout, ScenarioEcho, ScenarioCro
 // Defaults.
 const (
 	DefaultClients      = 1000
+	DefaultSlowClients  = 200
 	DefaultRate         = 2000 // connections per second
 	DefaultConcurrency  = 200  // handshakes in flight per process
 	DefaultPerProcess   = 19000
 	DefaultMessages     = 20
-	DefaultSlowMessages = 500
+	DefaultSlowMessages = 1500
 	DefaultInterval     = 250 * time.Millisecond
-	DefaultSlowInterval = 10 * time.Millisecond
+	DefaultSlowInterval = 5 * time.Millisecond
 	DefaultPayload      = 100 // bytes of the broadcast / echo payload
-	DefaultSlowShare    = 0.1
-	DefaultSlowRcvBuf   = 4096
-	DefaultDuration     = 10 * time.Second
-	DefaultWarmup       = 2 * time.Second
-	DefaultIdleHold     = 5 * time.Second
-	DefaultDrain        = 10 * time.Second
-	DefaultRuns         = 1
-	DefaultPause        = 3 * time.Second
-	DefaultPortMin      = 20000
-	DefaultPortMax      = 32000
-	DefaultRoomcastCmd  = "bin/roomcast serve --addr {addr}"
-	DefaultNodeCmd      = "node test/reference/server.mjs --addr {addr}"
-	DefaultRoom         = "bench"
-	DefaultEvent        = "tick"
+	// DefaultSlowPayload makes a stalled reader's backlog (6 MB) outgrow
+	// the kernel's socket buffers (up to 4 MiB on loopback) and a 1 MiB
+	// send queue, so that the server has to act.
+	DefaultSlowPayload = 4096
+	DefaultSlowShare   = 0.1
+	DefaultSlowRcvBuf  = 4096
+	DefaultDuration    = 10 * time.Second
+	DefaultWarmup      = 2 * time.Second
+	DefaultIdleHold    = 5 * time.Second
+	DefaultDrain       = 10 * time.Second
+	DefaultRuns        = 1
+	DefaultPause       = 3 * time.Second
+	DefaultPortMin     = 20000
+	DefaultPortMax     = 32000
+	DefaultRoomcastCmd = "bin/roomcast serve --addr {addr}"
+	DefaultNodeCmd     = "node test/reference/server.mjs --addr {addr}"
+	DefaultRoom        = "bench"
+	DefaultEvent       = "tick"
 )
 
 // Config is one invocation of the bench. Zero values take the defaults
@@ -125,19 +130,21 @@ func (c *Config) Normalize() error {
 			*v = d
 		}
 	}
-	def(&c.Clients, DefaultClients)
 	def(&c.Concurrency, DefaultConcurrency)
 	def(&c.PerProcess, DefaultPerProcess)
 	def(&c.Runs, DefaultRuns)
-	def(&c.Payload, DefaultPayload)
 	def(&c.SlowRcvBuf, DefaultSlowRcvBuf)
 	def(&c.PortMin, DefaultPortMin)
 	def(&c.PortMax, DefaultPortMax)
 	if slow {
+		def(&c.Clients, DefaultSlowClients)
 		def(&c.Messages, DefaultSlowMessages)
+		def(&c.Payload, DefaultSlowPayload)
 		defDur(&c.Interval, DefaultSlowInterval)
 	} else {
+		def(&c.Clients, DefaultClients)
 		def(&c.Messages, DefaultMessages)
+		def(&c.Payload, DefaultPayload)
 		defDur(&c.Interval, DefaultInterval)
 	}
 	defDur(&c.Pause, DefaultPause)

@@ -20,7 +20,8 @@ func TestNormalize(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Messages != DefaultSlowMessages || s.Interval != DefaultSlowInterval || s.SlowShare != DefaultSlowShare ||
-		s.RoomcastCmd != DefaultRoomcastCmd || s.NodeCmd != DefaultNodeCmd || s.slowClients() != 100 {
+		s.Payload != DefaultSlowPayload || s.RoomcastCmd != DefaultRoomcastCmd || s.NodeCmd != DefaultNodeCmd ||
+		s.slowClients() != 20 {
 		t.Fatalf("slow defaults: %+v", s)
 	}
 

@@ -117,7 +117,7 @@ type pool struct {
 	connected, failed, joined, joinDone atomic.Int64
 	received, misordered, badPayload    atomic.Int64
 	other, dropped, acks, sent          atomic.Int64
-	mismatched                          atomic.Int64
+	mismatched, slowDropped             atomic.Int64
 
 	connectLat, joinLat, deliveryLat, echoLat stats.Histogram
 
@@ -128,7 +128,7 @@ type pool struct {
 	echoFrom, echoUntil atomic.Int64 // window, ns since base
 	echoPayload         []byte
 
-	connectErrs, joinErrs, dropErrs, echoErrs errorCounts
+	connectErrs, joinErrs, dropErrs, echoErrs, slowErrs errorCounts
 }
 
 func newPool(spec PoolSpec) *pool {
@@ -312,6 +312,29 @@ func (p *pool) report() ReportReply {
 	return r
 }
 
+// ResumeReply tells how many stalled clients the server had cut off.
+type ResumeReply struct {
+	Slow    int            `json:"slow"`
+	Dropped int64          `json:"dropped"`
+	Errors  map[string]int `json:"errors,omitempty"`
+}
+
+// resume makes the stalled clients read again and waits (at most timeout)
+// for the server's close of each one that the server gave up on: reading
+// the backlog takes milliseconds, so what is still open after timeout was
+// not cut off.
+func (p *pool) resume(ctx context.Context, timeout time.Duration) ResumeReply {
+	slow := 0
+	for _, m := range p.members {
+		if m != nil && m.slow {
+			slow++
+			m.c.ResumeReading()
+		}
+	}
+	waitFor(ctx, timeout, func() bool { return p.slowDropped.Load() >= int64(slow) })
+	return ResumeReply{Slow: slow, Dropped: p.slowDropped.Load(), Errors: p.slowErrs.snapshot()}
+}
+
 // close closes every client and waits (at most timeout) for the readers.
 func (p *pool) close(ctx context.Context, timeout time.Duration) {
 	for _, m := range p.members {
@@ -349,6 +372,11 @@ type member struct {
 func (m *member) read() {
 	defer m.p.readers.Done()
 	if err := m.c.ReadLoop(); err != nil {
+		if m.slow {
+			m.p.slowDropped.Add(1)
+			m.p.slowErrs.add(err)
+			return
+		}
 		m.p.dropped.Add(1)
 		m.p.dropErrs.add(err)
 	}

@@ -194,6 +194,9 @@ func printReport(out io.Writer, rep *Report) {
 			if f.Incomplete > 0 {
 				notes = append(notes, fmt.Sprintf("%s: %d of %d broadcasts did not reach every receiver", who, f.Incomplete, f.Messages))
 			}
+			if f.SlowClients > 0 {
+				notes = append(notes, fmt.Sprintf("%s: the server had cut %d of %d stalled readers (%s)", who, f.SlowCut, f.SlowClients, topErrors(f.SlowCutErrors)))
+			}
 			if f.BadPayload > 0 {
 				notes = append(notes, fmt.Sprintf("%s: %d deliveries with an unreadable payload", who, f.BadPayload))
 			}

@@ -70,7 +70,8 @@ type ServerResult struct {
 	HWM           int64 `json:"hwm_kib"`
 	// PerConn is (RSSLoaded-RSSBefore)/connected.
 	PerConn float64 `json:"per_conn_kib"`
-	// CPU is the server's CPU time during the measured phase, seconds.
+	// CPU is the server's CPU time during the measured phase (all spawned
+	// nodes together), seconds.
 	CPU float64 `json:"cpu_s"`
 	// Metrics are a few roomcast counters scraped after a slow run.
 	Metrics map[string]float64 `json:"metrics,omitempty"`
@@ -98,6 +99,10 @@ type FanoutResult struct {
 	// every receiver; Incomplete counts the others.
 	Completion stats.Summary `json:"completion"`
 	Incomplete int           `json:"incomplete"`
+	// SlowCut is how many stalled clients the server had disconnected by
+	// the end of the run (slow scenario; read back by resuming them).
+	SlowCut       int64          `json:"slow_cut"`
+	SlowCutErrors map[string]int `json:"slow_cut_errors,omitempty"`
 }
 
 // EchoResult describes the echo loop.
@@ -132,6 +137,7 @@ var metrics = []metric{
 	{"server RSS after close", "MiB", func(r *Result) float64 {
 		return srv(r, func(s *ServerResult) float64 { return float64(s.RSSAfterClose) / 1024 })
 	}, []string{ScenarioIdle}},
+	{"slow clients cut", "conns", func(r *Result) float64 { return fan(r, func(f *FanoutResult) float64 { return float64(f.SlowCut) }) }, []string{ScenarioSlow}},
 	{"server RSS peak", "MiB", func(r *Result) float64 { return srv(r, func(s *ServerResult) float64 { return float64(s.HWM) / 1024 }) }, []string{ScenarioSlow}},
 	{"broadcast to last p50", "ms", func(r *Result) float64 { return fan(r, func(f *FanoutResult) float64 { return f.Completion.P50 }) }, fanoutLike},
 	{"broadcast to last p99", "ms", func(r *Result) float64 { return fan(r, func(f *FanoutResult) float64 { return f.Completion.P99 }) }, fanoutLike},

@@ -31,6 +31,10 @@ var (
 	settleAfterClose = 2 * time.Second
 )
 
+// resumeWait is how long resumed stalled readers get to find the server's
+// close (a variable for the tests).
+var resumeWait = 3 * time.Second
+
 // target is a server (or node pair) to run against.
 type target struct {
 	name string
@@ -146,7 +150,8 @@ type run struct {
 	res     *Result
 	ui      *progressUI
 	workers []worker
-	srvPID  int
+	srvPID  int   // memory is read here (the receiving node)
+	cpuPIDs []int // CPU is summed over these (every node)
 	epoch   int64
 }
 
@@ -173,12 +178,16 @@ func runOnce(ctx context.Context, cfg *Config, t target, runNo int, logDir strin
 			res.Logs = append(res.Logs, s.logPath)
 			urls = append(urls, s.url())
 			r.srvPID = s.pid() // the last node is the receiving one
+			r.cpuPIDs = append(r.cpuPIDs, s.pid())
 		}
 		sleep(ctx, settleBefore)
 	}
 	res.URLs = urls
 	pubURL, recvURL := urls[0], urls[len(urls)-1]
 	if r.srvPID > 0 {
+		if len(r.cpuPIDs) == 0 {
+			r.cpuPIDs = []int{r.srvPID}
+		}
 		res.Server = &ServerResult{PID: r.srvPID}
 		res.Server.RSSBefore, _ = r.memory()
 	}
@@ -346,8 +355,9 @@ type cpuMark struct{ server, loadgen, machine time.Duration }
 
 func (r *run) cpuMark() cpuMark {
 	var m cpuMark
-	if r.srvPID > 0 {
-		m.server, _ = cpuTime(r.srvPID)
+	for _, pid := range r.cpuPIDs {
+		d, _ := cpuTime(pid)
+		m.server += d
 	}
 	pids := map[int]bool{os.Getpid(): true}
 	for _, w := range r.workers {
@@ -469,6 +479,18 @@ func (r *run) fanout(ctx context.Context, pubURL, recvURL string) error {
 		s.RSSEnd, _ = r.memory()
 		if cfg.Scenario == ScenarioSlow {
 			s.Metrics = scrapeMetrics(ctx, recvURL)
+		}
+	}
+
+	if f.SlowClients > 0 {
+		r.ui.phase("resuming stalled readers")
+		rs, err := parallel(r.workers, func(w worker) (ResumeReply, error) { return w.resume(ctx, resumeWait) })
+		if err != nil {
+			return err
+		}
+		for _, x := range rs {
+			f.SlowCut += x.Dropped
+			f.SlowCutErrors = mergeCounts(f.SlowCutErrors, x.Errors)
 		}
 	}
 

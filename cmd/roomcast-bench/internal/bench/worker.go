@@ -27,6 +27,7 @@ type worker interface {
 	join(ctx context.Context, timeout time.Duration) (JoinReply, error)
 	echo(ctx context.Context, req EchoRequest) (EchoReply, error)
 	report(ctx context.Context) (ReportReply, error)
+	resume(ctx context.Context, timeout time.Duration) (ResumeReply, error)
 	// close closes the clients and ends the worker; safe to call twice.
 	close(ctx context.Context) error
 	progress() Progress
@@ -46,6 +47,9 @@ func (w *localWorker) echo(ctx context.Context, req EchoRequest) (EchoReply, err
 	return w.p.echo(ctx, req), nil
 }
 func (w *localWorker) report(context.Context) (ReportReply, error) { return w.p.report(), nil }
+func (w *localWorker) resume(ctx context.Context, timeout time.Duration) (ResumeReply, error) {
+	return w.p.resume(ctx, timeout), nil
+}
 func (w *localWorker) close(ctx context.Context) error {
 	w.p.close(ctx, closeWait)
 	return nil
@@ -145,6 +149,8 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 				reply = p.echo(ctx, *req.Echo)
 			case "report":
 				reply = p.report()
+			case "resume":
+				reply = p.resume(ctx, req.Timeout)
 			case "close":
 				p.close(ctx, closeWait)
 				pl.Store(nil)
@@ -265,6 +271,9 @@ func (w *remoteWorker) echo(ctx context.Context, req EchoRequest) (r EchoReply, 
 }
 func (w *remoteWorker) report(ctx context.Context) (r ReportReply, err error) {
 	return r, w.call(ctx, request{Op: "report"}, &r)
+}
+func (w *remoteWorker) resume(ctx context.Context, timeout time.Duration) (r ResumeReply, err error) {
+	return r, w.call(ctx, request{Op: "resume", Timeout: timeout}, &r)
 }
 func (w *remoteWorker) progress() Progress { return *w.prog.Load() }
 func (w *remoteWorker) pid() int           { return w.cmd.Process.Pid }

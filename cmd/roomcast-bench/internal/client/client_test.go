@@ -144,6 +144,35 @@ func TestClientAgainstStubHub(t *testing.T) {
 		}
 	})
 
+	t.Run("stop and resume reading", func(t *testing.T) {
+		emit := func(event string) {
+			resp, err := http.Post(base+"/api/v1/emit", "application/json",
+				strings.NewReader(`{"rooms":["room-1"],"event":"`+event+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+		}
+		a.StopReading()
+		emit("e1") // wakes the reader, which drops it and parks
+		emit("e2")
+		emit("e3")
+		time.Sleep(50 * time.Millisecond)
+		select {
+		case got := <-recA:
+			t.Fatalf("stopped reader delivered %+v", got)
+		default:
+		}
+		a.ResumeReading()
+		a.ResumeReading()
+		emit("after")
+		for _, want := range []string{"e2", "e3", "after"} {
+			if got := recA.next(t); got.kind != "event" || got.name != want {
+				t.Fatalf("got %+v, want event %s", got, want)
+			}
+		}
+	})
+
 	t.Run("pings are answered", func(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for hub.Pongs() < 4 {

@@ -168,6 +168,7 @@ type Conn struct {
 	wbuf []byte
 
 	paused  atomic.Bool
+	resume  chan struct{} // one token per ResumeReading
 	closing atomic.Bool
 	once    sync.Once
 	done    chan struct{}
@@ -188,7 +189,7 @@ func (d *Dialer) Dial(ctx context.Context, h Handler) (*Conn, error) {
 		}
 		return nil, err
 	}
-	c := &Conn{ws: ws, h: h, nsp: d.nsp, wTO: d.wTO, done: make(chan struct{})}
+	c := &Conn{ws: ws, h: h, nsp: d.nsp, wTO: d.wTO, done: make(chan struct{}), resume: make(chan struct{}, 1)}
 	if err := c.handshake(ctx, d.auth); err != nil {
 		_ = ws.Close()
 		return nil, err
@@ -331,8 +332,12 @@ func (c *Conn) readLoop() error {
 	var err error
 	for {
 		if c.paused.Load() {
-			<-c.done
-			return nil
+			select {
+			case <-c.done:
+				return nil
+			case <-c.resume:
+				continue // paused again in the meantime? then wait again
+			}
 		}
 		if buf, err = c.readFrame(buf); err != nil {
 			return err
@@ -419,10 +424,21 @@ func (c *Conn) emit(id int64, event string, args [][]byte) error {
 	return c.writeLocked(b)
 }
 
-// StopReading makes the reader stop reading at its next frame, for good:
-// the client then looks like a stalled consumer (it neither reads nor
-// answers pings) until Close.
+// StopReading makes the reader stop reading at its next frame (which it
+// drops): the client then looks like a stalled consumer (it neither reads
+// nor answers pings) until ResumeReading or Close.
 func (c *Conn) StopReading() { c.paused.Store(true) }
+
+// ResumeReading undoes StopReading: the reader reads on, and sees the
+// server's close if the server gave up on the stalled client meanwhile.
+func (c *Conn) ResumeReading() {
+	if c.paused.CompareAndSwap(true, false) {
+		select {
+		case c.resume <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // Close ends the connection with a WebSocket close frame (best effort,
 // 100 ms) and closes the socket. Idempotent.

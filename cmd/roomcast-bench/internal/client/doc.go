@@ -9,9 +9,9 @@
 // the connection's Handler for every event and ack of the namespace. There is
 // no other goroutine per connection and none per message.
 //
-// Concurrency: Emit, EmitAck, StopReading and Close are safe for concurrent
-// use, including from inside Handler callbacks (which run on the reader
-// goroutine). Handler callbacks must not block. Every write has a deadline
-// (Options.WriteTimeout) and the reader gives up when the server sends no
-// ping for pingInterval+pingTimeout.
+// Concurrency: Emit, EmitAck, StopReading, ResumeReading and Close are safe
+// for concurrent use, including from inside Handler callbacks (which run on
+// the reader goroutine). Handler callbacks must not block. Every write has a
+// deadline (Options.WriteTimeout) and the reader gives up when the server
+// sends no ping for pingInterval+pingTimeout.
 package client

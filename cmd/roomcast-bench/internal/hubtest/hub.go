@@ -33,6 +33,11 @@ type Options struct {
 	PingTimeout time.Duration
 	// Token, when set, is the auth.token a CONNECT must carry.
 	Token string
+	// WriteTimeout closes a connection whose write takes longer; default 5 s.
+	WriteTimeout time.Duration
+	// SendBuffer, when > 0, sets SO_SNDBUF of accepted connections, bytes,
+	// so that a stalled reader blocks the hub's writes early.
+	SendBuffer int
 }
 
 // Hub is the shared state of one or more stub servers.
@@ -53,6 +58,9 @@ func New(opts Options) *Hub {
 	}
 	if opts.PingTimeout <= 0 {
 		opts.PingTimeout = 20 * time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 5 * time.Second
 	}
 	return &Hub{opts: opts, rooms: map[string]map[*conn]struct{}{}, conns: map[*conn]struct{}{}}
 }
@@ -114,7 +122,7 @@ type conn struct {
 func (c *conn) write(msg []byte) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
 	if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
 		c.close()
 	}
@@ -146,6 +154,9 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
+	}
+	if tc, ok := ws.NetConn().(*net.TCPConn); ok && h.opts.SendBuffer > 0 {
+		_ = tc.SetWriteBuffer(h.opts.SendBuffer)
 	}
 	c := &conn{h: h, ws: ws, done: make(chan struct{})}
 	h.mu.Lock()
