@@ -194,6 +194,18 @@ func TestSpawnWaitsForListeningLine(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("early exit: %v", err)
 	}
+	s, err = startServer(context.Background(), `echo '{"msg":"listening","addr":"127.0.0.1:1"}'; exec sleep 0.1`, 23458, filepath.Join(dir, "log3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.exitedEarly(); err != nil {
+		t.Fatalf("exited early at once: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := s.exitedEarly(); err == nil {
+		t.Fatal("a server that ended is not reported")
+	}
+	s.stop()
 	if shellLine("bin/roomcast serve") != "exec bin/roomcast serve" || shellLine("a; exec b") != "a; exec b" {
 		t.Fatal("shellLine")
 	}

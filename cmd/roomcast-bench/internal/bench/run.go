@@ -105,11 +105,11 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (*Report, err
 			res, err := runOnce(ctx, &cfg, t, run, rep.LogDir, ui)
 			if err != nil {
 				res.Error = err.Error()
-				ui.logf("%s run %d failed: %v", t.name, run, err)
-			} else {
+			}
+			if res.Error == "" {
 				ok++
 			}
-			ui.logf("%s run %d/%d done: %s", t.name, run, cfg.Runs, headline(res))
+			ui.logf("%s run %d/%d: %s", t.name, run, cfg.Runs, headline(res))
 			rep.Results = append(rep.Results, res)
 			if ctx.Err() != nil {
 				break
@@ -173,7 +173,12 @@ func runOnce(ctx context.Context, cfg *Config, t target, runNo int, logDir strin
 			if err != nil {
 				return res, err
 			}
-			defer s.stop()
+			defer func() {
+				if err := s.exitedEarly(); err != nil && res.Error == "" {
+					res.Error = err.Error()
+				}
+				s.stop()
+			}()
 			res.Commands = append(res.Commands, s.command)
 			res.Logs = append(res.Logs, s.logPath)
 			urls = append(urls, s.url())

@@ -128,6 +128,16 @@ func startServer(ctx context.Context, command string, port int, logPath string) 
 
 func (s *spawned) pid() int { return s.cmd.Process.Pid }
 
+// exitedEarly tells whether the server ended before the bench stopped it.
+func (s *spawned) exitedEarly() error {
+	select {
+	case <-s.exited:
+		return fmt.Errorf("server %q exited during the run (%v); log %s:\n%s", s.command, s.waitErr, s.logPath, tail(s.logPath, 10))
+	default:
+		return nil
+	}
+}
+
 // url is the server's base URL.
 func (s *spawned) url() string { return "http://" + s.addr }
 
