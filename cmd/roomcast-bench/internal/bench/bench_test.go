@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	settleAfterClose = 10 * time.Millisecond
+	settleAfterClose = 100 * time.Millisecond
 	resumeWait = 300 * time.Millisecond
 	goleak.VerifyTestMain(m)
 }
@@ -79,6 +79,9 @@ func TestFanoutThroughAPI(t *testing.T) {
 	checkFanout(t, r, 40)
 	if r.Join == nil || r.Join.Joined != 40 || r.Join.Latency.N != 40 {
 		t.Fatalf("join: %+v", r.Join)
+	}
+	if v, ok := r.LeftOpen["roomcast_connections_open"]; !ok || v != 0 {
+		t.Fatalf("left open: %v", r.LeftOpen)
 	}
 }
 

@@ -207,6 +207,11 @@ func printReport(out io.Writer, rep *Report) {
 		if e := r.Echo; e != nil && (len(e.Errors) > 0 || e.Mismatched > 0) {
 			notes = append(notes, fmt.Sprintf("%s echo: %d mismatched acks; %s", who, e.Mismatched, topErrors(e.Errors)))
 		}
+		for _, k := range sortedKeys(r.LeftOpen) {
+			if v := r.LeftOpen[k]; v != 0 {
+				notes = append(notes, fmt.Sprintf("%s: after every client left, the server still reports %s %g", who, k, v))
+			}
+		}
 		if r.Server != nil && len(r.Server.Metrics) > 0 {
 			notes = append(notes, fmt.Sprintf("%s server counters: %s", who, metricsLine(r.Server.Metrics)))
 		}
@@ -275,12 +280,17 @@ func topErrors(m map[string]int) string {
 	return b.String()
 }
 
-func metricsLine(m map[string]float64) string {
+func sortedKeys(m map[string]float64) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	return keys
+}
+
+func metricsLine(m map[string]float64) string {
+	keys := sortedKeys(m)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s %g", k, m[k])

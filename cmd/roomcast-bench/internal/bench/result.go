@@ -32,6 +32,10 @@ type Result struct {
 	// LoadgenCPU is the CPU time of the bench's own processes during the
 	// measured phase, seconds.
 	LoadgenCPU float64 `json:"loadgen_cpu_s"`
+	// LeftOpen is what the server's /metrics says is still connected 2 s
+	// after the bench closed every client (roomcast only): anything but 0
+	// is a socket the server did not clean up.
+	LeftOpen map[string]float64 `json:"left_open,omitempty"`
 	// OtherCPU is the CPU time the rest of the machine used during the
 	// measured phase (without a server pid, the server is in it), seconds.
 	OtherCPU float64 `json:"other_cpu_s"`

@@ -242,10 +242,11 @@ func runOnce(ctx context.Context, cfg *Config, t target, runNo int, logDir strin
 		}
 	}
 	closeWorkers()
+	sleep(ctx, settleAfterClose)
 	if res.Server != nil {
-		sleep(ctx, settleAfterClose)
 		res.Server.RSSAfterClose, res.Server.HWM, _ = memory(r.srvPID)
 	}
+	res.LeftOpen = scrapeMetrics(ctx, recvURL, true, "roomcast_connections_open", "roomcast_sockets_connected")
 	return res, ctx.Err()
 }
 
@@ -483,7 +484,8 @@ func (r *run) fanout(ctx context.Context, pubURL, recvURL string) error {
 	if s := r.res.Server; s != nil {
 		s.RSSEnd, _ = r.memory()
 		if cfg.Scenario == ScenarioSlow {
-			s.Metrics = scrapeMetrics(ctx, recvURL)
+			s.Metrics = scrapeMetrics(ctx, recvURL, false, "roomcast_slow_client_disconnects_total",
+				"roomcast_connection_closes_total", "roomcast_send_dropped_total")
 		}
 	}
 
@@ -542,9 +544,10 @@ func (r *run) reports(ctx context.Context) ([]ReportReply, error) {
 	return parallel(r.workers, func(w worker) (ReportReply, error) { return w.report(ctx) })
 }
 
-// scrapeMetrics reads roomcast's disconnect and drop counters from
-// /metrics (best effort: servers without them give nothing).
-func scrapeMetrics(ctx context.Context, base string) map[string]float64 {
+// scrapeMetrics reads the samples of the named roomcast metrics from
+// /metrics, zeros only when asked (best effort: servers without them give
+// nothing).
+func scrapeMetrics(ctx context.Context, base string, zeros bool, names ...string) map[string]float64 {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/metrics", nil)
@@ -565,10 +568,10 @@ func scrapeMetrics(ctx context.Context, base string) map[string]float64 {
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
 	for sc.Scan() {
 		line := sc.Text()
-		for _, p := range []string{"roomcast_slow_client_disconnects_total", "roomcast_connection_closes_total", "roomcast_send_dropped_total"} {
-			if strings.HasPrefix(line, p) {
+		for _, n := range names {
+			if rest, ok := strings.CutPrefix(line, n); ok && rest != "" && (rest[0] == ' ' || rest[0] == '{') {
 				i := strings.LastIndexByte(line, ' ')
-				if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil && v != 0 {
+				if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil && (zeros || v != 0) {
 					out[line[:i]] = v
 				}
 			}

@@ -73,6 +73,9 @@ func (h *Hub) Start(tb testing.TB) string {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/socket.io/", h.serveWS)
 	mux.HandleFunc("POST /api/v1/emit", h.serveEmit)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "# TYPE roomcast_connections_open gauge\nroomcast_connections_open %d\n", h.Conns())
+	})
 	srv := httptest.NewUnstartedServer(mux)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
