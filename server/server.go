@@ -36,6 +36,7 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 	limiter *rate.Limiter
+	writers *writers
 	mux     *http.ServeMux
 	http    *http.Server
 
@@ -113,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          zap.NewStdLog(cfg.Logger.Named("http")),
 	}
+	srv.writers = newWriters()
 	return srv, nil
 }
 
@@ -220,6 +222,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	srv.nsps.Close()
+	srv.writers.stop()
 	if srv.node != nil {
 		srv.node.Close()
 		srv.redis.Close()

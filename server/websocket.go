@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/roomcast/roomcast/clients"
 )
@@ -21,8 +23,15 @@ var (
 	errBadUpgrade    = errors.New("unexpected packet during upgrade")
 )
 
-// Writes are batched up to this many bytes per system call (writev).
-const maxWriteBatch = 256 << 10
+const (
+	// Writes are batched up to this many bytes per system call (writev).
+	maxWriteBatch = 256 << 10
+	// maxIovecs is the most buffers one writev takes (Linux IOV_MAX).
+	maxIovecs = 1024
+	// maxFastRounds bounds how many batches a pool worker writes to one
+	// connection before it moves on.
+	maxFastRounds = 8
+)
 
 // wsConn is the WebSocket transport of a session. gorilla/websocket does the
 // handshake and reads; frames out are written by our writer straight to the
@@ -34,6 +43,7 @@ type wsConn struct {
 	ws     *websocket.Conn
 	finish func(s *session, reason clients.Reason, rest net.Buffers)
 
+	raw   syscall.RawConn // for writes that must not block; nil if unavailable
 	once  sync.Once
 	ended chan struct{} // closed when the read loop ends
 }
@@ -57,6 +67,9 @@ func (srv *Server) upgradeWS(w http.ResponseWriter, r *http.Request) (*wsConn, e
 	ws.SetPingHandler(func(string) error { return nil })
 	ws.SetCloseHandler(func(int, string) error { return nil })
 	c := &wsConn{conn: ws.NetConn(), ws: ws, ended: make(chan struct{})}
+	if sc, ok := c.conn.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
 	c.finish = c.doFinish
 	return c, nil
 }
@@ -69,7 +82,7 @@ func (srv *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	s := srv.newSession(transportWebSocket, r)
 	s.ws = c
-	s.q.SetWake(func() { go c.writeLoop(s) })
+	s.q.SetWake(func() { s.srv.writers.submit(c, s) })
 	srv.addSession(s)
 	s.handshake()
 	go c.readLoop(s)
@@ -139,7 +152,7 @@ func (c *wsConn) probe(s *session) {
 			s.ws = c
 			s.mu.Unlock()
 			c.conn.SetReadDeadline(time.Time{})
-			s.q.SetWake(func() { go c.writeLoop(s) })
+			s.q.SetWake(func() { s.srv.writers.submit(c, s) })
 			s.wakePoll() // a GET still waiting answers with a noop
 			c.readLoop(s)
 			return
@@ -199,52 +212,50 @@ func (c *wsConn) readLoop(s *session) {
 	}
 }
 
-// writeLoop drains the session's queue to the connection. It runs while
-// the queue has data and exits when Take returns nothing.
-func (c *wsConn) writeLoop(s *session) {
+// scratch is a writer's reusable space: it lets a pool worker write to
+// thousands of connections with no allocation per message.
+type scratch struct {
+	entries []clients.Entry
+	bufs    net.Buffers
+	work    net.Buffers
+}
+
+// writeLoop drains the session's queue to the connection with blocking
+// writes, on a goroutine of its own, until Take returns nothing.
+func (c *wsConn) writeLoop(s *session) { c.drain(s, &scratch{}, false) }
+
+// drain writes what the queue holds until Take returns nothing. A pool
+// worker drains with fast set: its writes never block; when the socket
+// cannot take a whole batch, drain hands the rest to a goroutine of the
+// connection's own and returns. A worker also yields after a few rounds,
+// so one busy connection cannot hold it.
+func (c *wsConn) drain(s *session, sc *scratch, fast bool) {
 	m := s.srv.metrics
-	timeout := s.srv.cfg.WriteTimeout
-	// Scratch space of this run of the writer. Once Take returns nothing
-	// another writer may start, so nothing here is shared.
-	var entries []clients.Entry
-	var bufs, work net.Buffers
-	for {
-		entries = s.q.Take(entries[:0])
-		if len(entries) == 0 {
+	for round := 0; ; round++ {
+		if fast && round == maxFastRounds {
+			// The queue stays marked busy, so this connection is still
+			// ours: requeue it behind the others.
+			s.srv.writers.submit(c, s)
+			return
+		}
+		sc.entries = s.q.Take(sc.entries[:0])
+		if len(sc.entries) == 0 {
 			if closed, reason := s.isClosed(); closed {
 				c.finish(s, reason, nil)
 			}
 			return
 		}
-		m.observeQueue(entries)
+		m.observeQueue(sc.entries)
 		marker := false
-		for i := range entries {
-			if entries[i].Packet == closeMarker {
+		for i := range sc.entries {
+			if sc.entries[i].Packet == closeMarker {
 				marker = true
-				entries = entries[:i]
+				sc.entries = sc.entries[:i]
 				break
 			}
 		}
-		start, size := 0, 0
-		for i := range entries {
-			p := entries[i].Packet
-			for j := range p.Frames {
-				f := &p.Frames[j]
-				bufs = append(bufs, f.WSHeader(), f.Data)
-				size += len(f.WSHeader()) + len(f.Data)
-			}
-			if size >= maxWriteBatch || i == len(entries)-1 {
-				work = append(work[:0], bufs...)
-				rest, err := c.write(bufs, work, timeout)
-				if err != nil {
-					c.fail(s, err, rest)
-					return
-				}
-				clear(bufs)
-				bufs = bufs[:0]
-				m.observeSent(entries[start : i+1])
-				start, size = i+1, 0
-			}
+		if !c.writeEntries(s, sc, sc.entries, marker, fast) {
+			return
 		}
 		if marker {
 			_, reason := s.isClosed()
@@ -254,15 +265,146 @@ func (c *wsConn) writeLoop(s *session) {
 	}
 }
 
-// write writes bufs (alternating frame headers and payloads) within the
-// write timeout, through work, a copy of bufs that the write consumes. On
-// error it returns the unwritten rest of the frame that was cut, which must
-// go out before a close frame for the peer to still parse the stream.
-func (c *wsConn) write(bufs, work net.Buffers, timeout time.Duration) (rest net.Buffers, err error) {
+// writeEntries writes entries in batches of up to maxWriteBatch bytes. It
+// returns false when the writer must stop: the connection failed, or (fast)
+// the rest went to a goroutine of the connection's own.
+func (c *wsConn) writeEntries(s *session, sc *scratch, entries []clients.Entry, marker, fast bool) bool {
+	defer func() {
+		clear(sc.bufs)
+		sc.bufs = sc.bufs[:0]
+	}()
+	start, size := 0, 0
+	for i := range entries {
+		p := entries[i].Packet
+		for j := range p.Frames {
+			f := &p.Frames[j]
+			sc.bufs = append(sc.bufs, f.WSHeader(), f.Data)
+			size += len(f.WSHeader()) + len(f.Data)
+		}
+		if size < maxWriteBatch && i < len(entries)-1 {
+			continue
+		}
+		if fast && c.raw != nil {
+			n, err := c.tryWrite(sc.bufs)
+			if err != nil {
+				c.fail(s, err, nil)
+				return false
+			}
+			if n < size {
+				// The socket is full: the connection gets a writer of its
+				// own, which may block, and the worker moves on.
+				frame, skip := cutAt(sc.bufs, n)
+				bufs := append(net.Buffers(nil), sc.bufs[2*frame:]...)
+				batch := append([]clients.Entry(nil), entries[start:i+1]...)
+				rest := append([]clients.Entry(nil), entries[i+1:]...)
+				go c.slow(s, bufs, skip, batch, rest, marker)
+				return false
+			}
+		} else {
+			sc.work = append(sc.work[:0], sc.bufs...)
+			if rest, err := c.write(sc.bufs, sc.work, 0, s.srv.cfg.WriteTimeout); err != nil {
+				c.fail(s, err, rest)
+				return false
+			}
+		}
+		clear(sc.bufs)
+		sc.bufs = sc.bufs[:0]
+		s.srv.metrics.observeSent(entries[start : i+1])
+		start, size = i+1, 0
+	}
+	return true
+}
+
+// slow finishes, with blocking writes, what a pool worker could not write
+// at once, then goes on as the connection's own writer until the queue is
+// empty.
+func (c *wsConn) slow(s *session, bufs net.Buffers, skip int, batch, rest []clients.Entry, marker bool) {
+	work := append(net.Buffers(nil), bufs...)
+	if cut, err := c.write(bufs, work, skip, s.srv.cfg.WriteTimeout); err != nil {
+		c.fail(s, err, cut)
+		return
+	}
+	s.srv.metrics.observeSent(batch)
+	sc := &scratch{}
+	if !c.writeEntries(s, sc, rest, marker, false) {
+		return
+	}
+	if marker {
+		_, reason := s.isClosed()
+		c.finish(s, reason, nil)
+		return
+	}
+	c.drain(s, sc, false)
+}
+
+// cutAt locates byte n of bufs (header, payload pairs): the frame it falls
+// in and how many of that frame's bytes come before it.
+func cutAt(bufs net.Buffers, n int) (frame, skip int) {
+	for i := 0; i+1 < len(bufs); i += 2 {
+		l := len(bufs[i]) + len(bufs[i+1])
+		if n < l {
+			return i / 2, n
+		}
+		n -= l
+	}
+	return len(bufs) / 2, 0
+}
+
+// tryWrite writes what the socket takes now, without waiting: writev on
+// the raw descriptor until everything is written or EAGAIN.
+func (c *wsConn) tryWrite(bufs net.Buffers) (int, error) {
+	written := 0
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		for i := 0; i < len(bufs); {
+			j := min(i+maxIovecs, len(bufs))
+			want := 0
+			for _, b := range bufs[i:j] {
+				want += len(b)
+			}
+			n, err := unix.Writev(int(fd), bufs[i:j])
+			if n > 0 {
+				written += n
+			}
+			switch {
+			case err == unix.EINTR && n <= 0:
+				continue
+			case err == unix.EAGAIN:
+				return true
+			case err != nil:
+				werr = err
+				return true
+			case n < want:
+				return true // the socket took what it could
+			}
+			i = j
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return written, err
+}
+
+// write writes bufs (alternating frame headers and payloads, of which the
+// first skip bytes are written already) within the write timeout, through
+// work, a copy of bufs that the write consumes. On error it returns the
+// unwritten rest of the frame that was cut, which must go out before a
+// close frame for the peer to still parse the stream.
+func (c *wsConn) write(bufs, work net.Buffers, skip int, timeout time.Duration) (rest net.Buffers, err error) {
 	if timeout > 0 {
 		c.conn.SetWriteDeadline(time.Now().Add(timeout))
 	}
 	pending := work
+	for skip > 0 && len(pending) > 0 {
+		if skip < len(pending[0]) {
+			pending[0] = pending[0][skip:]
+			break
+		}
+		skip -= len(pending[0])
+		pending = pending[1:]
+	}
 	if _, err = pending.WriteTo(c.conn); err == nil {
 		return nil, nil
 	}
