@@ -268,7 +268,7 @@ type ackRequest struct {
 type wireOpts struct {
 	Rooms  []string       `json:"rooms" msgpack:"rooms"`
 	Except []string       `json:"except" msgpack:"except"`
-	Flags  map[string]any `json:"flags,omitempty" msgpack:"flags,omitempty"`
+	Flags  map[string]any `json:"flags" msgpack:"flags"`
 }
 
 func toWire(o Options) wireOpts {

@@ -154,9 +154,9 @@ func (r receiver) Describe(id string) (adapter.SocketInfo, bool) {
 		return adapter.SocketInfo{}, false
 	}
 	s.mu.Lock()
-	var data any
-	if len(s.data) > 0 {
-		data = maps.Clone(s.data)
+	data := maps.Clone(s.data) // {} rather than null, as the reference
+	if data == nil {
+		data = map[string]any{}
 	}
 	s.mu.Unlock()
 	return adapter.SocketInfo{ID: s.id, Handshake: s.handshake.info(), Rooms: s.Rooms(), Data: data}, true

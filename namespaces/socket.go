@@ -23,6 +23,7 @@ type Handshake struct {
 	Address string // the peer's IP address
 	Time    time.Time
 	URL     string
+	Host    string
 	Secure  bool
 	// Auth is the CONNECT payload (an empty map when the client sent none).
 	Auth map[string]any
@@ -43,8 +44,12 @@ func (h Handshake) info() map[string]any {
 	if auth == nil {
 		auth = map[string]any{}
 	}
+	if h.Host != "" {
+		headers["host"] = h.Host
+	}
 	return map[string]any{
-		"headers": headers, "time": h.Time.UTC().Format(time.RFC1123), "address": h.Address,
+		// time as JavaScript's Date.toString() renders it, like the reference.
+		"headers": headers, "time": h.Time.UTC().Format("Mon Jan 02 2006 15:04:05 GMT+0000 (Coordinated Universal Time)"), "address": h.Address,
 		"xdomain": headers["origin"] != nil, "secure": h.Secure, "issued": h.Time.UnixMilli(),
 		"url": h.URL, "query": query, "auth": auth,
 	}
@@ -58,6 +63,7 @@ func newHandshake(r *http.Request) Handshake {
 	h.Headers = r.Header.Clone()
 	h.Query = r.URL.Query()
 	h.URL = r.URL.String()
+	h.Host = r.Host
 	h.Secure = r.TLS != nil
 	h.Address = r.RemoteAddr
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
@@ -326,14 +332,24 @@ func (s *Socket) owner() *Socket {
 // closeConn the whole connection closes.
 func (s *Socket) Disconnect(closeConn bool) {
 	o := s.owner()
-	if closeConn {
-		o.send(o.nsp.rawPacket(typeDisconnect, -1, nil, nil, false, ""))
-		o.client.conn.Close(clients.ReasonForcedServerClose)
+	if !closeConn {
+		o.leave()
 		return
 	}
-	o.send(o.nsp.rawPacket(typeDisconnect, -1, nil, nil, false, ""))
-	o.client.detach(o)
-	o.closeWith(clients.ReasonServerNamespaceDisconnect)
+	// As the reference server: every socket of the connection is told,
+	// then the connection closes.
+	for _, other := range o.client.Sockets() {
+		other.leave()
+	}
+	o.client.conn.Close(clients.ReasonForcedServerClose)
+}
+
+// leave sends the client a DISCONNECT for this namespace and ends the
+// socket.
+func (s *Socket) leave() {
+	s.send(s.nsp.rawPacket(typeDisconnect, -1, nil, nil, false, ""))
+	s.client.detach(s)
+	s.closeWith(clients.ReasonServerNamespaceDisconnect)
 }
 
 // deliver queues a packet, holding it while the socket is not yet
