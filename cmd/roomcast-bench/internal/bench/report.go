@@ -106,7 +106,7 @@ func printReport(out io.Writer, rep *Report) {
 	cols := []string{"target", "run", "connected", "failed", "conn/s", "conn p99 ms"}
 	switch cfg.Scenario {
 	case ScenarioIdle:
-		cols = append(cols, "RSS before MiB", "RSS loaded MiB", "KiB/conn", "RSS closed MiB")
+		cols = append(cols, "RSS before MiB", "RSS loaded MiB", "KiB/conn", "RSS closed MiB", "srv CPU s", "other CPU s")
 	case ScenarioEcho:
 		cols = append(cols, "msg/s", "p50 ms", "p99 ms", "max ms", "unanswered", "srv CPU s", "gen CPU s", "other CPU s")
 	default:
@@ -120,7 +120,8 @@ func printReport(out io.Writer, rep *Report) {
 		switch cfg.Scenario {
 		case ScenarioIdle:
 			row = append(row, mib(r.Server, func(s *ServerResult) int64 { return s.RSSBefore }), mib(r.Server, func(s *ServerResult) int64 { return s.RSSLoaded }),
-				srvF(r.Server, func(s *ServerResult) float64 { return s.PerConn }), mib(r.Server, func(s *ServerResult) int64 { return s.RSSAfterClose }))
+				srvF(r.Server, func(s *ServerResult) float64 { return s.PerConn }), mib(r.Server, func(s *ServerResult) int64 { return s.RSSAfterClose }),
+				srvF(r.Server, func(s *ServerResult) float64 { return s.CPU }), f2(r.OtherCPU))
 		case ScenarioEcho:
 			if e := r.Echo; e != nil {
 				row = append(row, f0(e.PerSecond), f2(e.Latency.P50), f2(e.Latency.P99), f2(e.Latency.Max), fmt.Sprint(e.Unanswered))

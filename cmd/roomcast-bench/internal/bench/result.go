@@ -152,9 +152,9 @@ var metrics = []metric{
 	{"echo rate", "msg/s", func(r *Result) float64 { return ech(r, func(e *EchoResult) float64 { return e.PerSecond }) }, []string{ScenarioEcho}},
 	{"echo p50", "ms", func(r *Result) float64 { return ech(r, func(e *EchoResult) float64 { return e.Latency.P50 }) }, []string{ScenarioEcho}},
 	{"echo p99", "ms", func(r *Result) float64 { return ech(r, func(e *EchoResult) float64 { return e.Latency.P99 }) }, []string{ScenarioEcho}},
-	{"server CPU", "s", func(r *Result) float64 { return srv(r, func(s *ServerResult) float64 { return s.CPU }) }, []string{ScenarioFanout, ScenarioCrossNode, ScenarioSlow, ScenarioEcho}},
-	{"loadgen CPU", "s", func(r *Result) float64 { return r.LoadgenCPU }, []string{ScenarioFanout, ScenarioCrossNode, ScenarioSlow, ScenarioEcho}},
-	{"other CPU", "s", func(r *Result) float64 { return r.OtherCPU }, []string{ScenarioFanout, ScenarioCrossNode, ScenarioSlow, ScenarioEcho}},
+	{"server CPU", "s", func(r *Result) float64 { return srv(r, func(s *ServerResult) float64 { return s.CPU }) }, Scenarios},
+	{"loadgen CPU", "s", func(r *Result) float64 { return r.LoadgenCPU }, Scenarios},
+	{"other CPU", "s", func(r *Result) float64 { return r.OtherCPU }, Scenarios},
 	{"dropped conns", "conns", func(r *Result) float64 { return float64(r.Dropped) }, Scenarios},
 }
 

@@ -344,7 +344,9 @@ func (r *run) connect(ctx context.Context) error {
 
 func (r *run) idle(ctx context.Context) error {
 	r.ui.phase("idle")
+	cpu0 := r.cpuMark()
 	sleep(ctx, r.cfg.IdleHold)
+	r.cpuSince(cpu0)
 	if s := r.res.Server; s != nil {
 		s.RSSLoaded, _ = r.memory()
 		s.RSSEnd = s.RSSLoaded
