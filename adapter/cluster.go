@@ -117,17 +117,20 @@ func (c *cluster) Broadcast(msg *Message, opts Options) {
 		c.deliverLocal(msg, opts, "")
 		return
 	}
-	data := map[string]any{"packet": packetOf(c.nsp, msg), "opts": toWire(opts)}
+	data := map[string]any{"packet": packetOf(c.nsp, msg), "opts": wireFor(msg, opts)}
 	if !c.logOffsets {
 		c.post(cmBroadcast, data)
 		c.deliverLocal(msg, opts, "")
 		return
 	}
-	// The log's offset is part of what local clients get (for recovery on
-	// any node): deliver once it is known, in publish order.
+	// With a log, every node, this one included, delivers in log order when
+	// it reads the entry back: a client's offsets then only grow, so what it
+	// missed is exactly what follows its last offset. Only when the log
+	// cannot be written does this node deliver at once (without an offset).
 	c.async(func() {
-		offset, _ := c.send(cmBroadcast, data)
-		c.deliverLocal(msg, opts, offset)
+		if _, err := c.send(cmBroadcast, data); err != nil {
+			c.deliverLocal(msg, opts, "")
+		}
 	})
 }
 
@@ -252,19 +255,26 @@ func (c *cluster) ask(ctx context.Context, typ int, data map[string]any) (*reque
 // the link's log, if any. It runs on the link's receive loop: nothing here
 // blocks (replies and user handlers go to goroutines).
 func (c *cluster) onMessage(m clusterMsg, offset string) {
-	if m.UID == c.uid || m.Nsp != c.nsp {
+	if m.Nsp != c.nsp {
 		return
 	}
 	d := m.Data
+	if m.UID == c.uid {
+		// Our own messages come back only through a log; of those, the
+		// broadcasts are delivered here, in log order (see Broadcast).
+		if _, withAck := d["requestId"]; offset == "" || m.Type != cmBroadcast || withAck {
+			return
+		}
+	}
 	switch m.Type {
 	case cmBroadcast:
 		msg, ok := messageOf(d["packet"], c.nsp)
 		if !ok {
 			return
 		}
-		opts := fromWire(d["opts"])
+		opts, key := fromWireKey(d["opts"])
 		opts.Local = true
-		msg.Volatile = opts.Volatile
+		msg.Volatile, msg.Key = opts.Volatile, key
 		id, _ := d["requestId"].(string)
 		if id == "" {
 			c.deliverLocal(msg, opts, offset)

@@ -289,22 +289,46 @@ func toWire(o Options) wireOpts {
 }
 
 func fromWire(v any) Options {
-	m, _ := v.(map[string]any)
-	o := Options{Rooms: strings_(m["rooms"]), Except: strings_(m["except"])}
-	if f, ok := m["flags"].(map[string]any); ok {
-		o.Volatile, _ = f["volatile"].(bool)
-		if t, ok := toInt(f["timeout"]); ok && t > 0 {
-			o.Timeout = time.Duration(t) * time.Millisecond
-		}
-	}
+	o, _ := fromWireKey(v)
 	return o
+}
+
+// fromWireKey reads the opts object (decoded, or our own wireOpts) and the
+// coalesce key it may carry in flags.coalesce (a roomcast extension that
+// Node ignores).
+func fromWireKey(v any) (Options, string) {
+	var rooms, except any
+	var flags map[string]any
+	switch t := v.(type) {
+	case wireOpts:
+		rooms, except, flags = t.Rooms, t.Except, t.Flags
+	case map[string]any:
+		rooms, except = t["rooms"], t["except"]
+		flags, _ = t["flags"].(map[string]any)
+	}
+	o := Options{Rooms: strings_(rooms), Except: strings_(except)}
+	o.Volatile, _ = flags["volatile"].(bool)
+	if t, ok := toInt(flags["timeout"]); ok && t > 0 {
+		o.Timeout = time.Duration(t) * time.Millisecond
+	}
+	key, _ := flags["coalesce"].(string)
+	return o, key
+}
+
+// wireFor renders the opts object of a broadcast of msg.
+func wireFor(msg *Message, opts Options) wireOpts {
+	w := toWire(opts)
+	if msg.Key != "" {
+		w.Flags["coalesce"] = msg.Key
+	}
+	return w
 }
 
 // Broadcast publishes msg to the other nodes (unless Local) and delivers it
 // locally.
 func (r *Redis) Broadcast(msg *Message, opts Options) {
 	if !opts.Local {
-		b, err := encodeMsgpack([]any{r.node.uid, packetOf(r.nsp, msg), toWire(opts)})
+		b, err := encodeMsgpack([]any{r.node.uid, packetOf(r.nsp, msg), wireFor(msg, opts)})
 		if err != nil {
 			r.node.fail("publish", fmt.Errorf("encode broadcast: %w", err))
 		} else {
@@ -335,9 +359,9 @@ func (r *Redis) onBroadcast(room string, payload []byte) {
 	if !ok {
 		return
 	}
-	opts := fromWire(v[2])
+	opts, key := fromWireKey(v[2])
 	opts.Local = true
-	msg.Volatile = opts.Volatile
+	msg.Volatile, msg.Key = opts.Volatile, key
 	r.Memory.Broadcast(msg, opts)
 }
 

@@ -195,7 +195,7 @@ func (l *shardedLink) publish(ctx context.Context, m clusterMsg) (string, error)
 	ch := l.channel
 	if m.Type == cmBroadcast {
 		if _, withAck := m.Data["requestId"]; !withAck {
-			if rooms := toWire(fromWire(m.Data["opts"])).Rooms; len(rooms) == 1 && len(rooms[0]) != 20 {
+			if rooms := fromWire(m.Data["opts"]).Rooms; len(rooms) == 1 && len(rooms[0]) != 20 {
 				// A single room that does not look like a socket id has its
 				// own channel, heard only by the nodes with members in it.
 				ch += rooms[0] + "#"

@@ -182,7 +182,7 @@ func (c *Client) connect(p *packet) {
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()
 	}
-	s.connected(missed)
+	s.connected(missed, offset)
 	if h := c.srv.cfg.Hooks.Connect; h != nil {
 		h(n.name)
 	}

@@ -124,3 +124,19 @@ func FuzzDecodePacket(f *testing.F) {
 		}
 	})
 }
+
+func TestOffsetAfter(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"2", "1", true}, {"1", "2", false}, {"a", "9", true}, {"1", "1", false},
+		{"1795732004283-1", "1795732004283-0", true}, {"1795732004283-0", "1795732004283-0", false},
+		{"1795732004282-9", "1795732004283-0", false}, {"x", "", true}, {"", "1", false}, {"?!", "1", true},
+	}
+	for _, tt := range tests {
+		if got := offsetAfter(tt.a, tt.b); got != tt.want {
+			t.Errorf("offsetAfter(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

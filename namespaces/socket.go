@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -136,6 +137,7 @@ type Socket struct {
 	volatile   bool
 	acksOf     *Socket // set on Timeout and Volatile views
 	base       string  // recovery offset when the socket connected
+	floor      string  // recovered sockets: see connected
 }
 
 type earlyPacket struct {
@@ -366,8 +368,41 @@ func (s *Socket) deliver(pkt *clients.Packet, offset string) {
 		s.mu.Unlock()
 		return
 	}
+	dup := s.duplicate(offset)
 	s.mu.Unlock()
-	s.client.conn.Send(pkt)
+	if !dup {
+		s.client.conn.Send(pkt)
+	}
+}
+
+// duplicate tells whether a recovered socket already has the packet at
+// offset. Called with s.mu held.
+func (s *Socket) duplicate(offset string) bool {
+	return s.floor != "" && offset != "" && !offsetAfter(offset, s.floor)
+}
+
+// offsetAfter compares recovery offsets: base-36 counters (memory adapter)
+// or "<ms>-<seq>" stream ids. Offsets it cannot read count as after.
+func offsetAfter(a, b string) bool {
+	if a == "" || b == "" {
+		return a != ""
+	}
+	a1, a2, okA := parseOffset(a)
+	b1, b2, okB := parseOffset(b)
+	if !okA || !okB {
+		return true
+	}
+	return a1 > b1 || (a1 == b1 && a2 > b2)
+}
+
+func parseOffset(o string) (uint64, uint64, bool) {
+	if i := strings.IndexByte(o, '-'); i >= 0 {
+		x, err1 := strconv.ParseUint(o[:i], 10, 64)
+		y, err2 := strconv.ParseUint(o[i+1:], 10, 64)
+		return x, y, err1 == nil && err2 == nil
+	}
+	x, err := strconv.ParseUint(o, 36, 64)
+	return x, 0, err == nil
 }
 
 // send queues a packet at once (CONNECT, acks, DISCONNECT).
@@ -386,9 +421,11 @@ func (s *Socket) sendAck(id int64, args []any) error {
 }
 
 // connected sends CONNECT, then the missed packets, then what arrived
-// meanwhile (less what the missed packets already hold), and opens the
-// socket to direct delivery.
-func (s *Socket) connected(missed []*adapter.Message) {
+// meanwhile, and opens the socket to direct delivery. A recovered socket
+// keeps a floor: the newest offset the client had or was replayed; a later
+// delivery at or below it (a backplane reader that lags behind the replay)
+// is a duplicate and is dropped.
+func (s *Socket) connected(missed []*adapter.Message, clientOffset string) {
 	payload, _ := json.Marshal(map[string]string{"sid": s.id, "pid": s.pid})
 	if s.pid == "" {
 		payload, _ = json.Marshal(map[string]string{"sid": s.id})
@@ -396,13 +433,20 @@ func (s *Socket) connected(missed []*adapter.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.client.conn.Send(s.nsp.rawPacket(typeConnect, -1, payload, nil, false, ""))
-	seen := make(map[string]struct{}, len(missed))
+	if s.recovered {
+		s.floor = clientOffset
+		if s.floor == "" {
+			s.floor = s.base
+		}
+	}
 	for _, m := range missed {
-		seen[m.Offset] = struct{}{}
 		s.client.conn.Send(s.nsp.encode(m))
+		if offsetAfter(m.Offset, s.floor) {
+			s.floor = m.Offset
+		}
 	}
 	for _, e := range s.early {
-		if _, dup := seen[e.offset]; dup && e.offset != "" {
+		if s.duplicate(e.offset) {
 			continue
 		}
 		s.client.conn.Send(e.pkt)
