@@ -90,7 +90,7 @@ func parseFlags(args []string) (bench.Config, error) {
 	fs.StringVar(&c.Scenario, "scenario", bench.ScenarioFanout, "idle, fanout, echo, cross-node or slow")
 	fs.Var(&urls, "url", "running server(s), http://127.0.0.1:3000; cross-node takes two (publish node, receive node)")
 	fs.Var(&spawn, "spawn", "start this server command (through sh); {addr} and {port} get a free 127.0.0.1 port; repeat for cross-node")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "pid of the --url server, for memory and CPU from /proc")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "pid of the --url server (cross-node: the receiving node), for memory and CPU from /proc")
 	fs.BoolVar(&c.Compare, "compare", false, "run against roomcast and the Node reference alternately")
 	fs.StringVar(&c.RoomcastCmd, "roomcast-cmd", bench.DefaultRoomcastCmd, "roomcast command line in --compare")
 	fs.StringVar(&c.NodeCmd, "node-cmd", bench.DefaultNodeCmd, "Node reference command line in --compare")

@@ -100,7 +100,11 @@ func printReport(out io.Writer, rep *Report) {
 	case ScenarioIdle:
 		fmt.Fprintf(out, ", held %v", cfg.IdleHold)
 	}
-	fmt.Fprintf(out, "; %d CPUs, %s\n\n", rep.Machine.CPUs, rep.Machine.MemTotal)
+	fmt.Fprintf(out, "; %d CPUs, %s", rep.Machine.CPUs, rep.Machine.MemTotal)
+	if len(rep.Results) > 0 && rep.Results[0].WorkerProcesses > 0 {
+		fmt.Fprintf(out, "; clients in %d worker processes", rep.Results[0].WorkerProcesses)
+	}
+	fmt.Fprint(out, "\n\n")
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	cols := []string{"target", "run", "connected", "failed", "conn/s", "conn p99 ms"}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -221,5 +220,3 @@ func tail(path string, n int) string {
 func serverLogPath(dir, target string, run, node int) string {
 	return filepath.Join(dir, fmt.Sprintf("%s-run%d-node%d.log", target, run, node))
 }
-
-var errNoServer = errors.New("no server pid: give --server-pid or --spawn")
