@@ -36,6 +36,7 @@ type Namespace struct {
 	onConnect []func(*Socket)
 
 	serverHandlers map[string]ServerSideHandler
+	handlers       map[string]EventHandler
 
 	ackIDs atomic.Int64
 	// Policy overrides the send queue policy of this namespace's events
@@ -75,6 +76,18 @@ func (n *Namespace) UseEvent(mw EventMiddleware) {
 func (n *Namespace) OnConnection(fn func(*Socket)) {
 	n.mu.Lock()
 	n.onConnect = append(n.onConnect, fn)
+	n.mu.Unlock()
+}
+
+// On registers a handler of an event for every socket of the namespace; a
+// socket's own handler (Socket.On) comes first. Cheaper than registering
+// the same handlers on each socket: nothing is kept per socket.
+func (n *Namespace) On(event string, h EventHandler) {
+	n.mu.Lock()
+	if n.handlers == nil {
+		n.handlers = make(map[string]EventHandler)
+	}
+	n.handlers[event] = h
 	n.mu.Unlock()
 }
 

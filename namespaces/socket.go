@@ -471,9 +471,13 @@ func (s *Socket) handleEvent(p *packet) error {
 	ev := &Event{Socket: s, Name: name, Args: args[1:], ackID: p.id}
 	s.nsp.mu.RLock()
 	nmw := s.nsp.eventMW
+	nh := s.nsp.handlers[name]
 	s.nsp.mu.RUnlock()
 	s.mu.Lock()
 	h := s.handlers[name]
+	if h == nil {
+		h = nh
+	}
 	if h == nil {
 		h = s.anyHandler
 	}

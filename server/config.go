@@ -87,6 +87,9 @@ type Config struct {
 	// ignored): for programs that bring their own.
 	Adapter func(nsp string, recv adapter.Receiver, recoveryWindow time.Duration) adapter.Adapter
 
+	// Pprof serves Go's profiles at /debug/pprof/.
+	Pprof bool
+
 	// Logger: nil means no logs.
 	Logger *zap.Logger
 	// Registry receives the metrics. nil: a new registry (served at /metrics).

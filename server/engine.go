@@ -34,7 +34,6 @@ type session struct {
 	id     string
 	q      *clients.Queue
 	client *namespaces.Client
-	log    *zap.Logger
 
 	mu           sync.Mutex
 	transport    string
@@ -59,7 +58,6 @@ func (srv *Server) newSession(transport string, r *http.Request) *session {
 		pollWake:  make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
-	s.log = srv.log.With(zap.String("cid", s.id))
 	s.q = clients.NewQueue(srv.cfg.Queue, s.wakePoll, srv.metrics.queueStats)
 	s.client = srv.nsps.NewClient(s, r)
 	return s
@@ -167,7 +165,7 @@ func (s *session) onMessage(data []byte, binary bool) bool {
 }
 
 func (s *session) protocolError(err error) {
-	s.log.Info("closing connection on bad packet", zap.Error(err))
+	s.log().Info("closing connection on bad packet", zap.Error(err))
 	s.Close(clients.ReasonParseError)
 }
 
@@ -198,10 +196,10 @@ func (s *session) Close(reason clients.Reason) {
 	if reason == clients.ReasonQueueFull || reason == clients.ReasonWriteTimeout {
 		// Counted here, once per connection, whichever path found it slow.
 		s.srv.metrics.slowCloses.WithLabelValues(reason.String()).Inc()
-		s.log.Info("closing slow connection", zap.Stringer("reason", reason), zap.String("transport", transport))
+		s.log().Info("closing slow connection", zap.Stringer("reason", reason), zap.String("transport", transport))
 	}
-	if ce := s.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
-		ce.Write(zap.Stringer("reason", reason), zap.String("transport", transport))
+	if ce := s.srv.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
+		ce.Write(zap.String("cid", s.id), zap.Stringer("reason", reason), zap.String("transport", transport))
 	}
 	if graceful(reason) {
 		// Flush, then end; bounded by the write timeout.
@@ -238,6 +236,10 @@ func (s *session) isClosed() (bool, clients.Reason) {
 	defer s.mu.Unlock()
 	return s.closed, s.reason
 }
+
+// log is the logger of this connection. Made on demand: a logger with
+// fields costs a buffer, too much to keep for every idle connection.
+func (s *session) log() *zap.Logger { return s.srv.log.With(zap.String("cid", s.id)) }
 
 // wakePoll signals a waiting polling GET.
 func (s *session) wakePoll() {

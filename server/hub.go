@@ -56,7 +56,7 @@ func (srv *Server) installHub() {
 		if srv.cfg.Auth != nil {
 			n.Use(authMiddleware(srv.cfg.Auth))
 		}
-		n.OnConnection(srv.hubSocket)
+		srv.hubHandlers(n)
 	}
 	main := srv.nsps.Of("/")
 	setup(main)
@@ -84,9 +84,10 @@ func arg(ev *namespaces.Event, i int) any {
 	return nil
 }
 
-// hubSocket registers the hub's handlers on a new socket.
-func (srv *Server) hubSocket(s *namespaces.Socket) {
-	s.On("join", func(ev *namespaces.Event) {
+// hubHandlers registers the hub's handlers on a namespace.
+func (srv *Server) hubHandlers(n *namespaces.Namespace) {
+	n.On("join", func(ev *namespaces.Event) {
+		s := ev.Socket
 		room, err := ValidRoom(arg(ev, 0))
 		if err != nil {
 			ackErr(ev, err)
@@ -95,7 +96,8 @@ func (srv *Server) hubSocket(s *namespaces.Socket) {
 		s.Join(room)
 		ackOK(ev)
 	})
-	s.On("leave", func(ev *namespaces.Event) {
+	n.On("leave", func(ev *namespaces.Event) {
+		s := ev.Socket
 		room, err := ValidRoom(arg(ev, 0))
 		if err != nil {
 			ackErr(ev, err)
@@ -104,7 +106,8 @@ func (srv *Server) hubSocket(s *namespaces.Socket) {
 		s.Leave(room)
 		ackOK(ev)
 	})
-	s.On("publish", func(ev *namespaces.Event) {
+	n.On("publish", func(ev *namespaces.Event) {
+		s := ev.Socket
 		if srv.cfg.Hub.DenyPublish {
 			ackErr(ev, errPublishOff)
 			return
@@ -138,7 +141,7 @@ func (srv *Server) hubSocket(s *namespaces.Socket) {
 		}
 		ackOK(ev)
 	})
-	s.On("echo", func(ev *namespaces.Event) {
+	n.On("echo", func(ev *namespaces.Event) {
 		if err := ev.Ack(ev.Args...); err != nil && !errors.Is(err, namespaces.ErrNoAck) {
 			srv.log.Debug("echo ack failed", zap.Error(err))
 		}

@@ -22,7 +22,7 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.getActive {
 		s.mu.Unlock()
-		s.log.Info("closing connection on overlapping polling GET")
+		s.log().Info("closing connection on overlapping polling GET")
 		engineError(w, http.StatusBadRequest, codeBadRequest)
 		s.Close(clients.ReasonTransportError)
 		return
@@ -134,7 +134,7 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.postActive {
 		s.mu.Unlock()
-		s.log.Info("closing connection on overlapping polling POST")
+		s.log().Info("closing connection on overlapping polling POST")
 		engineError(w, http.StatusBadRequest, codeBadRequest)
 		s.Close(clients.ReasonTransportError)
 		return
@@ -155,7 +155,7 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			s.log.Info("closing connection on oversized polling body", zap.Int("max_payload", s.srv.cfg.MaxPayload))
+			s.log().Info("closing connection on oversized polling body", zap.Int("max_payload", s.srv.cfg.MaxPayload))
 			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 			s.Close(clients.ReasonPayloadTooLarge)
 			return

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,10 @@ func New(cfg Config) (*Server, error) {
 	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	srv.mux.HandleFunc("GET /readyz", srv.serveReady)
 	srv.mux.Handle("GET /metrics", promhttp.HandlerFor(srv.reg, promhttp.HandlerOpts{}))
+	if cfg.Pprof {
+		srv.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		srv.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	srv.http = &http.Server{
 		Handler:           srv.mux,
 		ReadHeaderTimeout: 10 * time.Second,

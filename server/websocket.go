@@ -49,8 +49,10 @@ type wsConn struct {
 }
 
 var upgrader = websocket.Upgrader{
-	// Reads use the hijacked connection's buffer; writes bypass gorilla.
-	ReadBufferSize:  0,
+	// A small read buffer of our own: the 4 KiB one net/http hijacks with
+	// would stay with every idle connection (measured: 3.7 KiB of the 10.4
+	// KiB of heap per idle connection at 10,000). Writes bypass gorilla.
+	ReadBufferSize:  1024,
 	WriteBufferSize: 0,
 	WriteBufferPool: &sync.Pool{},
 	CheckOrigin:     func(*http.Request) bool { return true }, // checked before
@@ -115,23 +117,23 @@ func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
 func (c *wsConn) probe(s *session) {
 	fail := func(err error) {
 		defer close(c.ended)
-		s.log.Debug("upgrade failed", zap.Error(err))
+		s.log().Debug("upgrade failed", zap.Error(err))
 		s.mu.Lock()
 		s.upgrading = false
 		s.mu.Unlock()
 		c.conn.Close()
 	}
 	c.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.UpgradeTimeout))
-	var buf bytes.Buffer
 	for {
-		binary, err := c.read(&buf)
+		buf, binary, err := c.read()
 		if err != nil {
 			fail(err)
 			return
 		}
-		msg := buf.Bytes()
+		msg := string(buf.Bytes())
+		release(buf)
 		switch {
-		case !binary && string(msg) == "2probe":
+		case !binary && msg == "2probe":
 			f := clients.NewFrame(false, []byte("3probe"))
 			c.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.UpgradeTimeout))
 			if _, err := (&net.Buffers{f.WSHeader(), f.Data}).WriteTo(c.conn); err != nil {
@@ -140,7 +142,7 @@ func (c *wsConn) probe(s *session) {
 			}
 			// Release the client's pending GET so it can pause polling.
 			s.q.Push(noopPacket)
-		case !binary && string(msg) == "5":
+		case !binary && msg == "5":
 			s.mu.Lock()
 			if s.closed {
 				s.mu.Unlock()
@@ -163,29 +165,38 @@ func (c *wsConn) probe(s *session) {
 	}
 }
 
-// read reads one message into buf (reused between messages).
-func (c *wsConn) read(buf *bytes.Buffer) (binary bool, err error) {
+// readBufs lends message buffers to the read loops: an idle connection
+// holds none.
+var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// read waits for the next message and reads it into a lent buffer, which
+// the caller gives back with release.
+func (c *wsConn) read() (buf *bytes.Buffer, binary bool, err error) {
 	mt, r, err := c.ws.NextReader()
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
-	if buf.Cap() > 64<<10 {
-		*buf = bytes.Buffer{} // do not keep a large buffer per idle connection
-	}
+	buf = readBufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	if _, err := buf.ReadFrom(r); err != nil {
-		return false, err
+		release(buf)
+		return nil, false, err
 	}
-	return mt == websocket.BinaryMessage, nil
+	return buf, mt == websocket.BinaryMessage, nil
+}
+
+func release(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 { // do not pool what one large message grew
+		readBufs.Put(buf)
+	}
 }
 
 // readLoop reads until the connection ends, handing each message to the
 // session in order.
 func (c *wsConn) readLoop(s *session) {
 	defer close(c.ended)
-	var buf bytes.Buffer
 	for {
-		binary, err := c.read(&buf)
+		buf, binary, err := c.read()
 		if err != nil {
 			closed, _ := s.isClosed()
 			if !closed {
@@ -194,7 +205,7 @@ func (c *wsConn) readLoop(s *session) {
 				switch {
 				case errors.Is(err, websocket.ErrReadLimit):
 					reason = clients.ReasonPayloadTooLarge
-					s.log.Info("closing connection on oversized message", zap.Int("max_payload", s.srv.cfg.MaxPayload))
+					s.log().Info("closing connection on oversized message", zap.Int("max_payload", s.srv.cfg.MaxPayload))
 				case errors.As(err, &ce), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 				default:
 					reason = clients.ReasonTransportError
@@ -204,7 +215,9 @@ func (c *wsConn) readLoop(s *session) {
 			c.conn.Close()
 			return
 		}
-		if !s.onMessage(buf.Bytes(), binary) {
+		ok := s.onMessage(buf.Bytes(), binary)
+		release(buf)
+		if !ok {
 			// The session is closed; keep reading until the peer answers our
 			// close frame or the grace period ends.
 			c.conn.SetReadDeadline(time.Now().Add(time.Second))

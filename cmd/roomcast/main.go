@@ -55,7 +55,7 @@ type options struct {
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
 	maxPayload, queueBytes, queuePackets, burst                                        int
 	connectRate                                                                        float64
-	allowPublish, publishSelf                                                          bool
+	allowPublish, publishSelf, pprof                                                   bool
 }
 
 func parse(args []string) (*options, error) {
@@ -85,6 +85,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.policy, "send-queue-policy", "disconnect", "full send queue policy: disconnect, drop-oldest or coalesce")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "a write taking longer closes the connection")
 	fs.DurationVar(&o.ackTime, "ack-timeout", 0, "default timeout of server emits with ack (0 = none)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (keep off in production unless protected)")
 	fs.StringVar(&o.backplane, "adapter", "memory", "adapter: memory, redis, redis-sharded or redis-streams")
 	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis of the redis adapter")
 	fs.StringVar(&o.redisPrefix, "redis-prefix", "socket.io", "channel prefix of the redis adapter")
@@ -155,6 +156,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		Queue:          clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
 		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf},
 		Backplane:      o.backplane,
+		Pprof:          o.pprof,
 		RedisPrefix:    o.redisPrefix,
 	}
 	if o.backplane != "memory" {
