@@ -319,3 +319,70 @@ func TestWriteTimeoutCloses(t *testing.T) {
 		t.Fatalf("close %d %q, want 1008 Send timeout", ce.Code, ce.Text)
 	}
 }
+
+// A connection that was slow once (its writes went to a goroutine of its
+// own, with a write deadline) and recovered keeps working after that
+// deadline would have passed: the pool's non-blocking writes must not trip
+// over a stale deadline.
+func TestSlowThenFastKeepsConnection(t *testing.T) {
+	srv, addr := startServer(t, Config{WriteTimeout: 300 * time.Millisecond, Queue: clients.QueueConfig{MaxPackets: -1, MaxBytes: -1}})
+	c := dialRaw(t, addr, 256<<10)
+	c.connect("/")
+	c.join("r")
+	payload := strings.Repeat("x", 16<<10)
+	// Enough to fill the socket buffers while the client does not read for
+	// a moment (shorter than the write timeout).
+	for i := 0; i < 1000; i++ {
+		srv.To("r").Emit(context.Background(), "m", i, payload)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i := 0; i < 1000; i++ {
+		c.expect(fmt.Sprintf(`^42\["m",%d,`, i))
+	}
+	time.Sleep(600 * time.Millisecond) // past any deadline the slow writes set
+	for i := 0; i < 20; i++ {
+		srv.To("r").Emit(context.Background(), "after", i)
+		c.expect(fmt.Sprintf(`^42\["after",%d`, i))
+	}
+	if n := len(srv.sessionsNow()); n != 1 {
+		t.Fatalf("%d sessions, want 1", n)
+	}
+}
+
+// An upgraded connection keeps working past the upgrade timeout.
+func TestUpgradedConnectionOutlivesUpgradeTimeout(t *testing.T) {
+	srv, addr := startServer(t, Config{UpgradeTimeout: 200 * time.Millisecond, RecoveryWindow: -1})
+	resp, err := http.Get("http://" + addr + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var hs struct{ Sid string }
+	json.Unmarshal(body[1:], &hs)
+	post := func(s string) {
+		r, err := http.Post("http://"+addr+"/socket.io/?EIO=4&transport=polling&sid="+hs.Sid, "text/plain", strings.NewReader(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+	}
+	post("40")
+	ws, r2, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket&sid="+hs.Sid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	defer ws.Close()
+	c := &rawClient{t: t, ws: ws, sid: hs.Sid}
+	c.write("2probe")
+	if got := c.read(); got != "3probe" {
+		t.Fatalf("probe answer %q", got)
+	}
+	c.write("5")
+	time.Sleep(500 * time.Millisecond) // past the upgrade timeout
+	c.write(`421["echo","still"]`)
+	c.expect(`^431\["still"\]$`)
+	srv.To().Emit(context.Background(), "hello")
+	c.expect(`^42\["hello"\]$`)
+}

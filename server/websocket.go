@@ -140,6 +140,7 @@ func (c *wsConn) probe(s *session) {
 				fail(err)
 				return
 			}
+			c.conn.SetWriteDeadline(time.Time{}) // see write
 			// Release the client's pending GET so it can pause polling.
 			s.q.Push(noopPacket)
 		case !binary && msg == "5":
@@ -419,6 +420,11 @@ func (c *wsConn) write(bufs, work net.Buffers, skip int, timeout time.Duration) 
 		pending = pending[1:]
 	}
 	if _, err = pending.WriteTo(c.conn); err == nil {
+		if timeout > 0 {
+			// A deadline left behind would fail the pool's non-blocking
+			// writes (tryWrite) once it passes.
+			c.conn.SetWriteDeadline(time.Time{})
+		}
 		return nil, nil
 	}
 	// WriteTo consumed what it wrote: pending starts at the first buffer
