@@ -175,3 +175,31 @@ func (w *worker) stop() {
 	w.mu.Unlock()
 	<-w.done
 }
+
+// HasBinary reports whether v holds a []byte anywhere in its maps and
+// slices: Socket.IO sends those as binary attachments, and the Redis
+// adapters as msgpack.
+func HasBinary(v any) bool { return hasBinary(v, 0) }
+
+func hasBinary(v any, depth int) bool {
+	if depth > 32 {
+		return false
+	}
+	switch t := v.(type) {
+	case []byte:
+		return true
+	case []any:
+		for _, e := range t {
+			if hasBinary(e, depth+1) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range t {
+			if hasBinary(e, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -262,7 +262,7 @@ func encodeClusterMsg(m clusterMsg) ([]byte, error) {
 	if m.Data != nil {
 		v["data"] = m.Data
 	}
-	if containsBinary(m.Data, 0) {
+	if HasBinary(m.Data) {
 		return encodeMsgpack(v)
 	}
 	return json.Marshal(v)
@@ -286,28 +286,4 @@ func decodeClusterMsg(b []byte) (clusterMsg, error) {
 	m.Type = int(t)
 	m.Data, _ = v["data"].(map[string]any)
 	return m, nil
-}
-
-// containsBinary reports []byte anywhere in v.
-func containsBinary(v any, depth int) bool {
-	if depth > 32 {
-		return false
-	}
-	switch t := v.(type) {
-	case []byte:
-		return true
-	case []any:
-		for _, e := range t {
-			if containsBinary(e, depth+1) {
-				return true
-			}
-		}
-	case map[string]any:
-		for _, e := range t {
-			if containsBinary(e, depth+1) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -230,7 +230,7 @@ func (l *streamsLink) serverCount(ctx context.Context) int {
 func encodeStreamEntry(m clusterMsg) (map[string]any, error) {
 	v := map[string]any{"uid": m.UID, "nsp": m.Nsp, "type": strconv.Itoa(m.Type)}
 	if m.Data != nil {
-		if containsBinary(m.Data, 0) {
+		if HasBinary(m.Data) {
 			b, err := encodeMsgpack(m.Data)
 			if err != nil {
 				return nil, err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+
+	"github.com/roomcast/roomcast/adapter"
 )
 
 // Socket.IO packet types (protocol 5).
@@ -169,7 +171,7 @@ var encBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // encodeData marshals values to JSON, taking []byte values out as
 // attachments (replaced by placeholders). json.RawMessage passes through.
 func encodeData(vals any) (data []byte, bins [][]byte, err error) {
-	if hasBinary(vals, 0) {
+	if adapter.HasBinary(vals) {
 		vals = extractBinary(vals, &bins)
 	}
 	buf := encBufs.Get().(*bytes.Buffer)
@@ -184,29 +186,6 @@ func encodeData(vals any) (data []byte, bins [][]byte, err error) {
 	data = append([]byte(nil), out...)
 	encBufs.Put(buf)
 	return data, bins, nil
-}
-
-func hasBinary(v any, depth int) bool {
-	if depth > 32 {
-		return false
-	}
-	switch t := v.(type) {
-	case []byte:
-		return true
-	case []any:
-		for _, e := range t {
-			if hasBinary(e, depth+1) {
-				return true
-			}
-		}
-	case map[string]any:
-		for _, e := range t {
-			if hasBinary(e, depth+1) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // extractBinary copies the containers on the way to each []byte, so the

@@ -16,24 +16,36 @@ import (
 // The record separator between packets of a polling payload.
 const recordSep = '\x1e'
 
+// begin marks a polling request of one method active. A second one at the
+// same time breaks the protocol (and would break the order of packets):
+// it gets 400 and the session closes.
+func (s *session) begin(w http.ResponseWriter, active *bool, method string) bool {
+	s.mu.Lock()
+	if *active {
+		s.mu.Unlock()
+		s.log().Info("closing connection on overlapping polling request", zap.String("method", method))
+		engineError(w, http.StatusBadRequest, codeBadRequest)
+		s.Close(clients.ReasonTransportError)
+		return false
+	}
+	*active = true
+	s.mu.Unlock()
+	return true
+}
+
+func (s *session) end(active *bool) {
+	s.mu.Lock()
+	*active = false
+	s.mu.Unlock()
+}
+
 // poll answers a polling GET with what is queued, waiting for data when the
 // queue is empty. One GET at a time per session.
 func (s *session) poll(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.getActive {
-		s.mu.Unlock()
-		s.log().Info("closing connection on overlapping polling GET")
-		engineError(w, http.StatusBadRequest, codeBadRequest)
-		s.Close(clients.ReasonTransportError)
+	if !s.begin(w, &s.getActive, "GET") {
 		return
 	}
-	s.getActive = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.getActive = false
-		s.mu.Unlock()
-	}()
+	defer s.end(&s.getActive)
 
 	var entries []clients.Entry
 	for {
@@ -131,21 +143,10 @@ func classifyWriteErr(err error) error {
 
 // post handles a polling POST: the packets in its body, in order.
 func (s *session) post(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.postActive {
-		s.mu.Unlock()
-		s.log().Info("closing connection on overlapping polling POST")
-		engineError(w, http.StatusBadRequest, codeBadRequest)
-		s.Close(clients.ReasonTransportError)
+	if !s.begin(w, &s.postActive, "POST") {
 		return
 	}
-	s.postActive = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.postActive = false
-		s.mu.Unlock()
-	}()
+	defer s.end(&s.postActive)
 	if r.Header.Get("Content-Type") == "application/octet-stream" {
 		engineError(w, http.StatusBadRequest, codeBadRequest)
 		s.protocolError(errors.New("binary polling body (Engine.IO 3)"))
