@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// MaxHistory bounds the broadcasts a Memory adapter keeps for recovery,
+// whatever the window (at 1,000 broadcasts a second, 100 s of them).
+const MaxHistory = 100_000
+
 // Memory is the default adapter: rooms live in this process only. With a
 // non-zero recovery window it also keeps the broadcast history and the
 // sessions that connection state recovery needs.
@@ -22,6 +26,7 @@ type Memory struct {
 	hmu      sync.Mutex
 	next     uint64
 	history  []stored // ordered by offset
+	capped   uint64   // newest offset dropped by MaxHistory, not by age
 	sessions map[string]*Session
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -194,6 +199,13 @@ func (m *Memory) Store(msg *Message, opts Options) {
 	m.next++
 	msg.Offset = strconv.FormatUint(m.next, 36)
 	m.history = append(m.history, stored{seq: m.next, at: time.Now(), msg: msg, opts: opts})
+	if len(m.history) > MaxHistory {
+		// Bound the memory of a busy node: the oldest go early. A client
+		// whose offset is older than what went this way is not recovered.
+		drop := len(m.history) - MaxHistory*9/10
+		m.capped = m.history[drop-1].seq
+		m.history = append(m.history[:0:0], m.history[drop:]...)
+	}
 	m.hmu.Unlock()
 }
 
@@ -291,7 +303,7 @@ func (m *Memory) RestoreSession(pid, offset string, attach func(*Session)) *Sess
 		// Otherwise it is unknown (another server's): no recovery.
 		issued := seq >= 1 && seq <= m.next
 		agedOut := len(m.history) == 0 || seq < m.history[0].seq
-		if !issued || !agedOut {
+		if !issued || !agedOut || seq < m.capped {
 			return nil
 		}
 		i = 0

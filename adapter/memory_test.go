@@ -146,3 +146,32 @@ func TestMemoryRestoreWithoutOffsetAndExpiry(t *testing.T) {
 		t.Fatal("an unknown session was restored")
 	}
 }
+
+// Past MaxHistory the oldest broadcasts go; a client whose offset went that
+// way is not recovered (its missed messages cannot all be replayed), one
+// with a newer offset is.
+func TestMemoryHistoryCap(t *testing.T) {
+	m := NewMemory(&recorder{}, time.Hour)
+	defer m.Close()
+	m.Join("s", "s", "room")
+	first := &Message{Type: 2, Data: []any{"first"}}
+	m.Broadcast(first, Options{Rooms: []string{"other"}})
+	for i := 0; i < MaxHistory; i++ {
+		m.Broadcast(&Message{Type: 2, Data: []any{"x"}}, Options{Rooms: []string{"other"}})
+	}
+	recent := &Message{Type: 2, Data: []any{"recent"}}
+	m.Broadcast(recent, Options{Rooms: []string{"room"}})
+	m.Broadcast(&Message{Type: 2, Data: []any{"missed"}}, Options{Rooms: []string{"room"}})
+	if len(m.history) > MaxHistory {
+		t.Fatalf("history holds %d", len(m.history))
+	}
+	m.SaveSession(&Session{ID: "s", PID: "old", Rooms: []string{"s", "room"}})
+	if m.RestoreSession("old", first.Offset, func(*Session) {}) != nil {
+		t.Fatal("restored from an offset dropped by the cap")
+	}
+	m.SaveSession(&Session{ID: "s", PID: "new", Rooms: []string{"s", "room"}})
+	s := m.RestoreSession("new", recent.Offset, func(*Session) {})
+	if s == nil || len(s.Missed) != 1 || s.Missed[0].Data[0] != "missed" {
+		t.Fatalf("recent offset: %+v", s)
+	}
+}
