@@ -1,8 +1,8 @@
-// Shared pieces of the mixed-cluster suites for the cluster-protocol adapters
-// (redis-sharded and redis-streams): one roomcast node and one Node.js
-// socket.io 4.8 node on the matching Node adapter, sharing a private Redis.
+// Shared pieces of the mixed-cluster suites (adapters redis, redis-sharded
+// and redis-streams): one roomcast node and one Node.js socket.io 4.8 node on
+// the matching Node adapter, sharing a private Redis.
 //
-// `crossNodeScenarios(env)` registers the cross-node checks both suites run
+// `crossNodeScenarios(env)` registers the cross-node checks every suite runs
 // (room broadcasts, all, except, socket ids, fetchSockets, serverSideEmit with
 // acks, broadcast acks, socketsJoin / socketsLeave / disconnectSockets), in
 // both directions. `env`:
@@ -18,6 +18,8 @@
 //                   broadcasts that follow joins
 //   roomcastUid(room) resolves to the uid field of the roomcast node's last
 //                   broadcast to `room` as seen on the Redis wire
+//   latencyMessages optional: messages per direction of the latency
+//                   diagnostic (200)
 import assert from "node:assert/strict";
 import { scenario, ack, waitFor, sleep, connected } from "./harness.mjs";
 import { request, apiEmit } from "./raw.mjs";
@@ -185,6 +187,18 @@ export async function latency(pub, sub, room, n) {
 }
 
 export const fmt = (ms) => `${ms.toFixed(2)} ms`;
+
+/**
+ * One connection (a Manager of scope `s`) with two namespaces: "/" (`main`,
+ * which joins `room`) and `extraNsp` (`extra`), both tracked.
+ */
+export async function twoNamespaces(s, url, name, side, room, extraNsp) {
+  const m = s.manager(url, WS);
+  const main = tracked(await connected(m.socket("/")), name, side);
+  const extra = tracked(await connected(m.socket(extraNsp)), `${name}${extraNsp}`, side);
+  await join(main, room);
+  return { main, extra };
+}
 
 /** Registers the cross-node scenarios (see the top of this file). */
 export function crossNodeScenarios(env) {
@@ -367,8 +381,9 @@ export function crossNodeScenarios(env) {
     assert.deepEqual(ndInfo.data, { node: "node", tag: "nd1" }, "the Node socket's data as roomcast reports it");
     assert.deepEqual(ndInfo.handshake?.auth, { data: { tag: "nd1" } }, "the Node socket's handshake.auth as roomcast reports it");
 
-    const shape = (x) => ({ keys: Object.keys(x.handshake ?? {}).sort().join(","), time: x.handshake?.time,
-      issued: typeof x.handshake?.issued, data: x.data === null ? "null" : typeof x.data });
+    // Diagnostics: how a roomcast socket looks to Node next to how a Node socket looks (not asserted).
+    const shape = (x) => ({ keys: Object.keys(x.handshake ?? {}).sort().join(","), headers: Object.keys(x.handshake?.headers ?? {}).sort().join(","),
+      time: x.handshake?.time, issued: typeof x.handshake?.issued, data: x.data === null ? "null" : typeof x.data });
     s.note(`handshake of a roomcast socket (Node RemoteSocket): ${JSON.stringify(shape(remote))}`);
     s.note(`handshake of a Node socket (roomcast /api/v1/sockets): ${JSON.stringify(shape(ndInfo))}`);
 
@@ -538,13 +553,7 @@ export function crossNodeScenarios(env) {
 
     // Disconnects. Each target is a connection with two namespaces, "/" (selected) and
     // "/t-x" (not): without close only the "/" socket goes, with close the whole connection.
-    const pair = async (url, name, side, room) => {
-      const m = s.manager(url, WS);
-      const main = tracked(await connected(m.socket("/")), name, side);
-      const extra = tracked(await connected(m.socket("/t-x")), `${name}/t-x`, side);
-      await join(main, room);
-      return { main, extra };
-    };
+    const pair = (url, name, side, room) => twoNamespaces(s, url, name, side, room, "/t-x");
     const gone = async (c, what) => {
       await waitFor(() => c.disconnects.length > 0, { timeout: 3000, what });
       await sleep(50);
@@ -584,9 +593,10 @@ export function crossNodeScenarios(env) {
     const ndPub = await nodeClient(s, "ndPub");
     const ndSub = await join(await nodeClient(s, "ndSub"), "lat-rn");
     await roomsReady({ "lat-rn": 2 });
-    const a = await latency(rcPub.socket, ndSub.socket, "lat-rn", 200);
+    const n = env.latencyMessages ?? 200;
+    const a = await latency(rcPub.socket, ndSub.socket, "lat-rn", n);
     s.note(`roomcast publish → Node client, ${a.n} messages one at a time: median ${fmt(a.median)}, p99 ${fmt(a.p99)}, max ${fmt(a.max)}`);
-    const b = await latency(ndPub.socket, rcSub.socket, "lat-rn", 200);
+    const b = await latency(ndPub.socket, rcSub.socket, "lat-rn", n);
     s.note(`Node publish → roomcast client, ${b.n} messages one at a time: median ${fmt(b.median)}, p99 ${fmt(b.p99)}, max ${fmt(b.max)}`);
   });
 
