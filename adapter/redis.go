@@ -531,7 +531,7 @@ func (r *Redis) onRequest(payload []byte) {
 			return
 		}
 		ids := r.Memory.Sockets(fromWire(map[string]any{"rooms": req["rooms"]}))
-		r.respond(uid, map[string]any{"requestId": id, "sockets": orEmpty(ids)})
+		r.respond(map[string]any{"requestId": id, "sockets": orEmpty(ids)})
 	case reqAllRooms:
 		if own {
 			return
@@ -542,7 +542,7 @@ func (r *Redis) onRequest(payload []byte) {
 			rooms = append(rooms, room)
 		}
 		r.Memory.mu.RUnlock()
-		r.respond(uid, map[string]any{"requestId": id, "rooms": rooms})
+		r.respond(map[string]any{"requestId": id, "rooms": rooms})
 	case reqRemoteJoin, reqRemoteLeave, reqRemoteDisconnect:
 		if own {
 			return // applied locally when sent
@@ -576,7 +576,7 @@ func (r *Redis) onRequest(payload []byte) {
 			closeConn, _ := req["close"].(bool)
 			r.Memory.recv.Disconnect(sid, closeConn)
 		}
-		r.respond(uid, map[string]any{"requestId": id})
+		r.respond(map[string]any{"requestId": id})
 	case reqRemoteFetch:
 		if own {
 			return
@@ -585,7 +585,7 @@ func (r *Redis) onRequest(payload []byte) {
 		if sockets == nil {
 			sockets = []SocketInfo{}
 		}
-		r.respond(uid, map[string]any{"requestId": id, "sockets": sockets})
+		r.respond(map[string]any{"requestId": id, "sockets": sockets})
 	case reqServerSideEmit:
 		if own {
 			return
@@ -626,7 +626,7 @@ func (r *Redis) onRequest(payload []byte) {
 			}
 		}
 		r.Memory.BroadcastWithAck(msg, opts, func(n int) {
-			r.respond(uid, map[string]any{"type": reqBroadcastClientCount, "requestId": id, "clientCount": n})
+			r.respond(map[string]any{"type": reqBroadcastClientCount, "requestId": id, "clientCount": n})
 		})
 	}
 }
@@ -641,7 +641,7 @@ func ackArg(args []any) any {
 
 // respond publishes a JSON response on the shared response channel (Node
 // adapters listen there by default).
-func (r *Redis) respond(_ string, v map[string]any) {
+func (r *Redis) respond(v map[string]any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		r.node.fail("publish", err)

@@ -18,7 +18,9 @@ var (
 	// ErrEventName refuses an emit with an empty or reserved event name.
 	ErrEventName = errors.New("invalid event name")
 	errEncode    = errors.New("cannot encode the emit's arguments")
-	// ErrInvalidNamespace is the connect_error of an unknown namespace.
+	// ErrInvalidNamespace is the connect_error of an unknown namespace; its
+	// text is the reference server's, which clients may match on.
+	//lint:ignore ST1005 the protocol's message
 	ErrInvalidNamespace = errors.New("Invalid namespace")
 )
 

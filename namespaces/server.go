@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"regexp"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -57,8 +56,6 @@ type Server struct {
 	nsps     map[string]*Namespace
 	patterns []pattern
 	closed   bool
-
-	ids atomic.Uint64
 }
 
 type pattern struct {

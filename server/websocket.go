@@ -130,7 +130,7 @@ func (c *wsConn) probe(s *session) {
 			fail(err)
 			return
 		}
-		msg := string(buf.Bytes())
+		msg := buf.String()
 		release(buf)
 		switch {
 		case !binary && msg == "2probe":
