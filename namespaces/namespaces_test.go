@@ -164,8 +164,10 @@ func TestEmitWithAckTimeoutAndLateAck(t *testing.T) {
 	if !errors.Is(err, ErrAckTimeout) {
 		t.Fatalf("want timeout, got %v", err)
 	}
-	if el := time.Since(start); el < 100*time.Millisecond || el > 5*time.Second {
-		t.Fatalf("timed out after %v", el)
+	// Only the lower bound is the timer's promise; how late it fires
+	// depends on the machine's load.
+	if el := time.Since(start); el < 100*time.Millisecond {
+		t.Fatalf("timed out after %v, before the 100ms timeout", el)
 	}
 	out := p.conn.texts()
 	if len(out) != 1 || !strings.HasPrefix(out[0], `20["q",1]`) {
@@ -204,9 +206,11 @@ func TestBroadcastWithAcks(t *testing.T) {
 	}()
 	for i, p := range peers {
 		var out []string
-		for deadline := time.Now().Add(2 * time.Second); len(out) == 0 && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(time.Minute); len(out) == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no ack request within a minute")
+			}
 			out = p.conn.texts()
-			time.Sleep(time.Millisecond)
 		}
 		id := strings.TrimSuffix(strings.TrimPrefix(out[0], "2"), `["vote"]`)
 		p.send(fmt.Sprintf("3%s[%d]", id, i))
