@@ -187,7 +187,7 @@ func crossNode(t *testing.T, url, backplane string) {
 	t.Run("acks from every node", func(t *testing.T) {
 		res := make(chan []any, 1)
 		go func() {
-			r, err := srvs[0].To("all").Timeout(5*time.Second).EmitWithAck(ctx, "vote")
+			r, err := srvs[0].To("all").Timeout(safetyNet).EmitWithAck(ctx, "vote")
 			if err != nil {
 				t.Error(err)
 			}
@@ -241,7 +241,7 @@ func crossNode(t *testing.T, url, backplane string) {
 			if a[0] != "world" {
 				t.Fatalf("args %v", a)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(safetyNet):
 			t.Fatal("server-side emit did not arrive")
 		}
 	})
@@ -324,7 +324,7 @@ func outage(t *testing.T, backplane string) {
 		b.expect(`"after"`)
 		got <- time.Since(back)
 	}()
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(safetyNet)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -335,7 +335,7 @@ func outage(t *testing.T, backplane string) {
 		case <-tick.C:
 			srvs[0].To("r").Emit(ctx, "after")
 		case <-deadline:
-			t.Fatal("cross-node delivery did not resume within 20s of Redis returning")
+			t.Fatalf("cross-node delivery did not resume within %v of Redis returning", safetyNet)
 		}
 	}
 }
