@@ -1,4 +1,9 @@
-.PHONY: run test gotest nodetest bench build soak
+.PHONY: run test gotest nodetest deps fuzz fuzz-short bench build soak
+
+# FUZZTIME is how long `make fuzz` runs each fuzz target (go test -fuzztime);
+# FUZZTIME_SHORT the same for `make fuzz-short`, which `make test` runs.
+FUZZTIME ?= 30s
+FUZZTIME_SHORT ?= 3s
 
 build:
 	go build -o bin/roomcast ./cmd/roomcast
@@ -7,16 +12,27 @@ build:
 run:
 	go run ./cmd/roomcast serve
 
-test: gotest nodetest
+test: gotest fuzz-short nodetest
 
 gotest:
 	gofmt -l . | grep -v node_modules | (! grep .)
 	go vet ./...
 	go test -race -count=1 ./...
 
-nodetest: build
+# The Node suites need node_modules as package-lock.json pins them.
+deps:
+	npm ci --no-audit --no-fund
+
+nodetest: build deps
 	npm test
 	npm run test:harness
+
+# Every native fuzz target of the module (func FuzzX in any package), one
+# after the other: go test -fuzz takes one target of one package at a time.
+fuzz:
+	@FUZZTIME=$(FUZZTIME) sh .ci/fuzz
+fuzz-short:
+	@FUZZTIME=$(FUZZTIME_SHORT) sh .ci/fuzz
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
