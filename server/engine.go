@@ -201,9 +201,9 @@ func (s *session) Close(reason clients.Reason) {
 	if ce := s.srv.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
 		ce.Write(zap.String("cid", s.id), zap.Stringer("reason", reason), zap.String("transport", transport))
 	}
-	if graceful(reason) {
-		// Flush, then end; bounded by the write timeout.
-		s.q.Push(closeMarker)
+	// A graceful close flushes, then ends, bounded by the write timeout; a
+	// queue already cut takes no marker and ends at once.
+	if graceful(reason) && s.q.Push(closeMarker) != clients.Closed {
 		grace := s.srv.cfg.WriteTimeout
 		if grace <= 0 {
 			grace = DefaultWriteTimeout
