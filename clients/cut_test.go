@@ -18,8 +18,8 @@ func TestQueueCutIsPrefix(t *testing.T) {
 	q := NewQueue(QueueConfig{MaxPackets: 16, MaxBytes: -1, Policy: Disconnect}, nil, Stats{})
 
 	var (
-		cutSeen atomic.Bool   // set once a push returned Full
-		fulls   atomic.Int32  // how many pushes returned Full
+		cutSeen atomic.Bool  // set once a push returned Full
+		fulls   atomic.Int32 // how many pushes returned Full
 		full    = make(chan struct{})
 		once    sync.Once
 		stop    = make(chan struct{})
