@@ -45,6 +45,9 @@ type session struct {
 	timer        *time.Timer
 	getActive    bool
 	postActive   bool
+	// postDone is signalled (on mu) when a POST ends or the session
+	// closes: the upgrade waits on it, so one transport reads at a time.
+	postDone *sync.Cond
 
 	pollWake chan struct{} // signalled when data arrives for a polling GET
 	done     chan struct{} // closed when the session closes
@@ -58,6 +61,7 @@ func (srv *Server) newSession(transport string, r *http.Request) *session {
 		pollWake:  make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
+	s.postDone = sync.NewCond(&s.mu)
 	s.q = clients.NewQueue(srv.cfg.Queue, s.wakePoll, srv.metrics.queueStats)
 	s.client = srv.nsps.NewClient(s, r)
 	return s
@@ -188,6 +192,7 @@ func (s *session) Close(reason clients.Reason) {
 	}
 	ws := s.ws
 	transport := s.transport
+	s.postDone.Broadcast()
 	s.mu.Unlock()
 
 	s.srv.removeSession(s)

@@ -18,9 +18,16 @@ const recordSep = '\x1e'
 
 // begin marks a polling request of one method active. A second one at the
 // same time breaks the protocol (and would break the order of packets):
-// it gets 400 and the session closes.
+// it gets 400 and the session closes. A POST once the session has moved to
+// WebSocket gets 400 too (as Node answers it), and the session goes on: the
+// WebSocket is its only reader now.
 func (s *session) begin(w http.ResponseWriter, active *bool, method string) bool {
 	s.mu.Lock()
+	if method == http.MethodPost && s.transport != transportPolling {
+		s.mu.Unlock()
+		engineError(w, http.StatusBadRequest, codeBadRequest)
+		return false
+	}
 	if *active {
 		s.mu.Unlock()
 		s.log().Info("closing connection on overlapping polling request", zap.String("method", method))
@@ -36,6 +43,7 @@ func (s *session) begin(w http.ResponseWriter, active *bool, method string) bool
 func (s *session) end(active *bool) {
 	s.mu.Lock()
 	*active = false
+	s.postDone.Broadcast()
 	s.mu.Unlock()
 }
 
