@@ -115,14 +115,7 @@ func (s *session) writePayload(w http.ResponseWriter, entries []clients.Entry) e
 				buf.WriteByte(recordSep)
 			}
 			first = false
-			if f.Binary {
-				buf.WriteByte('b')
-				enc := base64.NewEncoder(base64.StdEncoding, &buf)
-				enc.Write(f.Data)
-				enc.Close()
-			} else {
-				buf.Write(f.Data)
-			}
+			encodeMessage(&buf, f.Data, f.Binary)
 		}
 	}
 	h := w.Header()
@@ -192,24 +185,14 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	for len(body) > 0 {
-		var pkt []byte
-		if i := bytes.IndexByte(body, recordSep); i >= 0 {
-			pkt, body = body[:i], body[i+1:]
-		} else {
-			pkt, body = body, nil
-		}
-		binary := false
-		if len(pkt) > 0 && pkt[0] == 'b' {
-			dec, err := base64.StdEncoding.DecodeString(string(pkt[1:]))
-			if err != nil {
-				s.protocolError(errors.New("bad base64 in polling payload"))
-				engineError(w, http.StatusBadRequest, codeBadRequest)
-				return
-			}
-			pkt, binary = dec, true
-		}
-		if !s.onMessage(pkt, binary) {
+	msgs, err := decodePayload(body)
+	if err != nil {
+		s.protocolError(err)
+		engineError(w, http.StatusBadRequest, codeBadRequest)
+		return
+	}
+	for _, m := range msgs {
+		if !s.onMessage(m.data, m.binary) {
 			if closed, reason := s.isClosed(); closed && reason == clients.ReasonParseError {
 				engineError(w, http.StatusBadRequest, codeBadRequest)
 				return
@@ -219,4 +202,59 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html")
 	w.Write([]byte("ok"))
+}
+
+// message is one Engine.IO message of a polling payload.
+type message struct {
+	data   []byte
+	binary bool
+}
+
+var errBadBase64 = errors.New("bad base64 in polling payload")
+
+// decodePayload splits a polling payload into its messages: separated by
+// the record separator, a binary one written as "b" + standard base64. An
+// empty body holds no message; an empty message between separators is
+// kept (and refused by the session as an empty packet). Text messages
+// share body's memory. The whole payload is decoded before any message is
+// handled, so a bad one refuses the payload as a whole. The output is never
+// larger than body: base64 shrinks, and there are at most as many messages
+// as separators plus one.
+func decodePayload(body []byte) ([]message, error) {
+	if len(body) == 0 {
+		return nil, nil
+	}
+	msgs := make([]message, 0, bytes.Count(body, []byte{recordSep})+1)
+	for {
+		pkt, rest, more := bytes.Cut(body, []byte{recordSep})
+		m := message{data: pkt}
+		if len(pkt) > 0 && pkt[0] == 'b' {
+			dec := make([]byte, base64.StdEncoding.DecodedLen(len(pkt)-1))
+			n, err := base64.StdEncoding.Decode(dec, pkt[1:])
+			if err != nil {
+				return nil, errBadBase64
+			}
+			m = message{data: dec[:n], binary: true}
+		}
+		msgs = append(msgs, m)
+		if !more {
+			return msgs, nil
+		}
+		body = rest
+	}
+}
+
+// encodeMessage appends one message to a polling payload, the inverse of
+// decodePayload for a message that is binary or is text without the
+// record separator and not starting with "b" (every Engine.IO text packet
+// starts with its type digit).
+func encodeMessage(buf *bytes.Buffer, data []byte, binary bool) {
+	if !binary {
+		buf.Write(data)
+		return
+	}
+	buf.WriteByte('b')
+	enc := base64.NewEncoder(base64.StdEncoding, buf)
+	enc.Write(data)
+	enc.Close()
 }
