@@ -40,7 +40,7 @@ const (
 	Replaced                   // it replaced a queued packet with the same key
 	Dropped                    // it (volatile) or older packets were dropped to make room
 	Full                       // the queue is full and the policy is Disconnect: close the connection
-	Closed                     // the queue is closed; the packet was discarded
+	Closed                     // the queue is closed or cut; the packet was discarded
 )
 
 // Entry is a queued packet with the time it was queued.
@@ -66,10 +66,14 @@ type Queue struct {
 	bytes   int
 	writing bool
 	closed  bool
-	keys    map[string]int // coalesce key -> absolute position (seq)
-	seq     int            // absolute position of buf[head]
-	wake    func()
-	stats   Stats
+	// cut is set by the first push a Disconnect policy refuses: from then
+	// on every push is refused, so what the writer delivers is a gap-free
+	// prefix of the stream (no later packet can slip in before the close).
+	cut   bool
+	keys  map[string]int // coalesce key -> absolute position (seq)
+	seq   int            // absolute position of buf[head]
+	wake  func()
+	stats Stats
 }
 
 // NewQueue makes a queue. wake is called, outside the lock, each time data
@@ -92,11 +96,14 @@ func (q *Queue) SetWake(wake func()) {
 	}
 }
 
-// Push queues p. It never blocks.
+// Push queues p. It never blocks. Full means the Disconnect policy refused
+// p: the queue is then cut, and every later push (control packets too)
+// returns Closed, so the stream ends with a gap-free prefix; what is queued
+// stays for the writer until Close.
 func (q *Queue) Push(p *Packet) PushResult {
 	now := time.Now()
 	q.mu.Lock()
-	if q.closed {
+	if q.closed || q.cut {
 		q.mu.Unlock()
 		return Closed
 	}
@@ -127,6 +134,7 @@ func (q *Queue) Push(p *Packet) PushResult {
 	dropped := 0
 	if p.Kind != Control && q.over(p.size) {
 		if policy == Disconnect {
+			q.cut = true
 			q.mu.Unlock()
 			return Full
 		}

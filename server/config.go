@@ -21,6 +21,8 @@ const (
 	DefaultMaxPayload      = 1_000_000
 	DefaultUpgradeTimeout  = 10 * time.Second
 	DefaultWriteTimeout    = 5 * time.Second
+	DefaultReadTimeout     = 10 * time.Second
+	DefaultIdleTimeout     = 60 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultConnectBurst    = 100
 )
@@ -54,6 +56,15 @@ type Config struct {
 	// WriteTimeout closes a connection whose write takes longer (WebSocket
 	// close 1008 "Send timeout"). 0: 5 s; negative: none.
 	WriteTimeout time.Duration
+	// ReadTimeout bounds reading the body of a polling POST, from the end of
+	// its headers: a slower body gets 408 and ends the session. 0:
+	// DefaultReadTimeout (10 s); negative: none. Long-poll GETs and
+	// WebSocket connections are not affected.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive HTTP connection that waits longer for
+	// its next request. 0: DefaultIdleTimeout (60 s); negative: none.
+	// Hijacked (WebSocket) connections are not affected.
+	IdleTimeout time.Duration
 
 	// ConnectRate limits new Engine.IO sessions per second (excess: HTTP
 	// 503). 0: unlimited. ConnectBurst: 0: 100.
@@ -133,6 +144,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.ConnectBurst == 0 {
 		c.ConnectBurst = DefaultConnectBurst

@@ -45,6 +45,9 @@ type session struct {
 	timer        *time.Timer
 	getActive    bool
 	postActive   bool
+	// postDone is signalled (on mu) when a POST ends or the session
+	// closes: the upgrade waits on it, so one transport reads at a time.
+	postDone *sync.Cond
 
 	pollWake chan struct{} // signalled when data arrives for a polling GET
 	done     chan struct{} // closed when the session closes
@@ -58,6 +61,7 @@ func (srv *Server) newSession(transport string, r *http.Request) *session {
 		pollWake:  make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
+	s.postDone = sync.NewCond(&s.mu)
 	s.q = clients.NewQueue(srv.cfg.Queue, s.wakePoll, srv.metrics.queueStats)
 	s.client = srv.nsps.NewClient(s, r)
 	return s
@@ -188,6 +192,7 @@ func (s *session) Close(reason clients.Reason) {
 	}
 	ws := s.ws
 	transport := s.transport
+	s.postDone.Broadcast()
 	s.mu.Unlock()
 
 	s.srv.removeSession(s)
@@ -201,9 +206,9 @@ func (s *session) Close(reason clients.Reason) {
 	if ce := s.srv.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
 		ce.Write(zap.String("cid", s.id), zap.Stringer("reason", reason), zap.String("transport", transport))
 	}
-	if graceful(reason) {
-		// Flush, then end; bounded by the write timeout.
-		s.q.Push(closeMarker)
+	// A graceful close flushes, then ends, bounded by the write timeout; a
+	// queue already cut takes no marker and ends at once.
+	if graceful(reason) && s.q.Push(closeMarker) != clients.Closed {
 		grace := s.srv.cfg.WriteTimeout
 		if grace <= 0 {
 			grace = DefaultWriteTimeout

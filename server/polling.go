@@ -18,9 +18,16 @@ const recordSep = '\x1e'
 
 // begin marks a polling request of one method active. A second one at the
 // same time breaks the protocol (and would break the order of packets):
-// it gets 400 and the session closes.
+// it gets 400 and the session closes. A POST once the session has moved to
+// WebSocket gets 400 too (as Node answers it), and the session goes on: the
+// WebSocket is its only reader now.
 func (s *session) begin(w http.ResponseWriter, active *bool, method string) bool {
 	s.mu.Lock()
+	if method == http.MethodPost && s.transport != transportPolling {
+		s.mu.Unlock()
+		engineError(w, http.StatusBadRequest, codeBadRequest)
+		return false
+	}
 	if *active {
 		s.mu.Unlock()
 		s.log().Info("closing connection on overlapping polling request", zap.String("method", method))
@@ -36,6 +43,7 @@ func (s *session) begin(w http.ResponseWriter, active *bool, method string) bool
 func (s *session) end(active *bool) {
 	s.mu.Lock()
 	*active = false
+	s.postDone.Broadcast()
 	s.mu.Unlock()
 }
 
@@ -107,14 +115,7 @@ func (s *session) writePayload(w http.ResponseWriter, entries []clients.Entry) e
 				buf.WriteByte(recordSep)
 			}
 			first = false
-			if f.Binary {
-				buf.WriteByte('b')
-				enc := base64.NewEncoder(base64.StdEncoding, &buf)
-				enc.Write(f.Data)
-				enc.Close()
-			} else {
-				buf.Write(f.Data)
-			}
+			encodeMessage(&buf, f.Data, f.Binary)
 		}
 	}
 	h := w.Header()
@@ -152,36 +153,46 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		s.protocolError(errors.New("binary polling body (Engine.IO 3)"))
 		return
 	}
+	// A body that announces more than it sends must not hold the request
+	// (and its goroutine and socket) for as long as the peer likes.
+	rc := http.NewResponseController(w)
+	timeout := s.srv.cfg.ReadTimeout
+	if timeout > 0 {
+		rc.SetReadDeadline(time.Now().Add(timeout))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.srv.cfg.MaxPayload)))
+	if timeout > 0 && err == nil {
+		// Cleared, or net/http's read that watches for the peer going away
+		// would fail on it and cancel the request. After an error it stays,
+		// so net/http cannot wait on the rest of the body either.
+		rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var te interface{ Timeout() bool }
+		switch {
+		case errors.As(err, &mbe):
 			s.log().Info("closing connection on oversized polling body", zap.Int("max_payload", s.srv.cfg.MaxPayload))
 			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 			s.Close(clients.ReasonPayloadTooLarge)
-			return
+		case errors.As(err, &te) && te.Timeout():
+			s.log().Info("closing connection on slow polling body", zap.Duration("read_timeout", timeout))
+			w.Header().Set("Connection", "close")
+			http.Error(w, "request body timeout", http.StatusRequestTimeout)
+			s.Close(clients.ReasonTransportError)
+		default:
+			s.Close(clients.ReasonTransportError)
 		}
-		s.Close(clients.ReasonTransportError)
 		return
 	}
-	for len(body) > 0 {
-		var pkt []byte
-		if i := bytes.IndexByte(body, recordSep); i >= 0 {
-			pkt, body = body[:i], body[i+1:]
-		} else {
-			pkt, body = body, nil
-		}
-		binary := false
-		if len(pkt) > 0 && pkt[0] == 'b' {
-			dec, err := base64.StdEncoding.DecodeString(string(pkt[1:]))
-			if err != nil {
-				s.protocolError(errors.New("bad base64 in polling payload"))
-				engineError(w, http.StatusBadRequest, codeBadRequest)
-				return
-			}
-			pkt, binary = dec, true
-		}
-		if !s.onMessage(pkt, binary) {
+	msgs, err := decodePayload(body)
+	if err != nil {
+		s.protocolError(err)
+		engineError(w, http.StatusBadRequest, codeBadRequest)
+		return
+	}
+	for _, m := range msgs {
+		if !s.onMessage(m.data, m.binary) {
 			if closed, reason := s.isClosed(); closed && reason == clients.ReasonParseError {
 				engineError(w, http.StatusBadRequest, codeBadRequest)
 				return
@@ -191,4 +202,59 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html")
 	w.Write([]byte("ok"))
+}
+
+// message is one Engine.IO message of a polling payload.
+type message struct {
+	data   []byte
+	binary bool
+}
+
+var errBadBase64 = errors.New("bad base64 in polling payload")
+
+// decodePayload splits a polling payload into its messages: separated by
+// the record separator, a binary one written as "b" + standard base64. An
+// empty body holds no message; an empty message between separators is
+// kept (and refused by the session as an empty packet). Text messages
+// share body's memory. The whole payload is decoded before any message is
+// handled, so a bad one refuses the payload as a whole. The output is never
+// larger than body: base64 shrinks, and there are at most as many messages
+// as separators plus one.
+func decodePayload(body []byte) ([]message, error) {
+	if len(body) == 0 {
+		return nil, nil
+	}
+	msgs := make([]message, 0, bytes.Count(body, []byte{recordSep})+1)
+	for {
+		pkt, rest, more := bytes.Cut(body, []byte{recordSep})
+		m := message{data: pkt}
+		if len(pkt) > 0 && pkt[0] == 'b' {
+			dec := make([]byte, base64.StdEncoding.DecodedLen(len(pkt)-1))
+			n, err := base64.StdEncoding.Decode(dec, pkt[1:])
+			if err != nil {
+				return nil, errBadBase64
+			}
+			m = message{data: dec[:n], binary: true}
+		}
+		msgs = append(msgs, m)
+		if !more {
+			return msgs, nil
+		}
+		body = rest
+	}
+}
+
+// encodeMessage appends one message to a polling payload, the inverse of
+// decodePayload for a message that is binary or is text without the
+// record separator and not starting with "b" (every Engine.IO text packet
+// starts with its type digit).
+func encodeMessage(buf *bytes.Buffer, data []byte, binary bool) {
+	if !binary {
+		buf.Write(data)
+		return
+	}
+	buf.WriteByte('b')
+	enc := base64.NewEncoder(base64.StdEncoding, buf)
+	enc.Write(data)
+	enc.Close()
 }

@@ -117,7 +117,11 @@ func New(cfg Config) (*Server, error) {
 	srv.http = &http.Server{
 		Handler:           srv.mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(cfg.Logger.Named("http")),
+		// No ReadTimeout: it would also cut long-poll GETs (net/http cancels
+		// a request whose connection's read deadline passes); polling POST
+		// bodies get their own deadline (Config.ReadTimeout).
+		IdleTimeout: max(cfg.IdleTimeout, 0), // negative: none (0 for net/http)
+		ErrorLog:    zap.NewStdLog(cfg.Logger.Named("http")),
 	}
 	srv.writers = newWriters()
 	return srv, nil

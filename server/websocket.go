@@ -150,9 +150,15 @@ func (c *wsConn) probe(s *session) {
 				fail(errors.New("session closed during upgrade"))
 				return
 			}
+			// From here POSTs are refused; one still running finishes
+			// first, so the session has one reader at a time and the
+			// packets of that POST come before those of the WebSocket.
 			s.transport = transportWebSocket
 			s.upgrading = false
 			s.ws = c
+			for s.postActive && !s.closed {
+				s.postDone.Wait()
+			}
 			s.mu.Unlock()
 			c.conn.SetReadDeadline(time.Time{})
 			s.q.SetWake(func() { s.srv.writers.submit(c, s) })

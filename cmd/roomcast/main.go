@@ -53,6 +53,7 @@ type options struct {
 	addr, logFormat, logLevel, path, cors, namespaces, apiKey, jwtSecret, jwtPublicKey string
 	policy, backplane, redisURL, redisPrefix                                           string
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
+	readTimeout, idleTimeout                                                           time.Duration
 	maxPayload, queueBytes, queuePackets, burst                                        int
 	connectRate                                                                        float64
 	allowPublish, publishSelf, pprof                                                   bool
@@ -84,6 +85,8 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.queuePackets, "send-queue-packets", clients.DefaultMaxPackets, "per-connection send queue bound, packets")
 	fs.StringVar(&o.policy, "send-queue-policy", "disconnect", "full send queue policy: disconnect, drop-oldest or coalesce")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "a write taking longer closes the connection")
+	fs.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout, "a polling POST body that takes longer to arrive gets 408 and ends the session (0 = none)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "closes a keep-alive HTTP connection idle this long (0 = none)")
 	fs.DurationVar(&o.ackTime, "ack-timeout", 0, "default timeout of server emits with ack (0 = none)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (keep off in production unless protected)")
 	fs.StringVar(&o.backplane, "adapter", "memory", "adapter: memory, redis, redis-sharded or redis-streams")
@@ -148,6 +151,8 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		RecoveryWindow: o.recovery,
 		AckTimeout:     o.ackTime,
 		WriteTimeout:   o.writeTimeout,
+		ReadTimeout:    o.readTimeout,
+		IdleTimeout:    o.idleTimeout,
 		ConnectRate:    o.connectRate,
 		ConnectBurst:   o.burst,
 		DrainWindow:    o.drain,
@@ -167,6 +172,12 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 	}
 	if o.writeTimeout == 0 {
 		cfg.WriteTimeout = -1
+	}
+	if o.readTimeout == 0 {
+		cfg.ReadTimeout = -1
+	}
+	if o.idleTimeout == 0 {
+		cfg.IdleTimeout = -1
 	}
 	for _, s := range strings.Split(o.cors, ",") {
 		if s = strings.TrimSpace(s); s != "" {

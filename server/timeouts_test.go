@@ -1,0 +1,125 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// safetyNet bounds each wait below; the waits end on events (a response, a
+// closed connection) long before it on a working server.
+const safetyNet = 20 * time.Second
+
+// A polling POST that announces more than it sends is answered and closed
+// once the read timeout passes, and an idle keep-alive connection is closed
+// after the idle timeout, while a long-poll GET and a WebSocket, both idle
+// for longer than those timeouts, go on.
+func TestHTTPReadAndIdleTimeouts(t *testing.T) {
+	const short = 200 * time.Millisecond
+	srv, addr := startServer(t, Config{
+		ReadTimeout:    short,
+		IdleTimeout:    short,
+		PingInterval:   3 * time.Second, // a long-poll GET waits this long: well past both timeouts
+		PingTimeout:    10 * time.Second,
+		RecoveryWindow: -1,
+	})
+
+	// A long-poll GET on a session of its own, waiting for data.
+	pollSid := pollingHandshake(t, addr)
+	type pollResult struct {
+		status int
+		body   string
+		err    error
+	}
+	polled := make(chan pollResult, 1)
+	go func() {
+		r, err := http.Get("http://" + addr + "/socket.io/?EIO=4&transport=polling&sid=" + pollSid)
+		if err != nil {
+			polled <- pollResult{err: err}
+			return
+		}
+		b, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		polled <- pollResult{r.StatusCode, string(b), err}
+	}()
+	waitFor(t, func() bool {
+		s := srv.session(pollSid)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.getActive
+	})
+
+	// A WebSocket session, connected, then idle.
+	ws := dialRaw(t, addr, 0)
+	if got := ws.connect("/"); !strings.HasPrefix(got, "40{") {
+		t.Fatalf("connect answer %q", got)
+	}
+
+	// A POST announcing 100 bytes and sending 10: answered 408, then closed.
+	badSid := pollingHandshake(t, addr)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: 100\r\n\r\n%s", badSid, addr, `42["echo"]`)
+	conn.SetReadDeadline(time.Now().Add(safetyNet))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("slow POST: no answer: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("slow POST answered %d, want 408", resp.StatusCode)
+	}
+	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+		t.Fatalf("slow POST connection: read %q, %v; want it closed (EOF)", rest, err)
+	}
+	if srv.session(badSid) != nil {
+		t.Fatal("the session of the slow POST is still open")
+	}
+
+	// A keep-alive connection that sends nothing after its first request is
+	// closed by the idle timeout.
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	fmt.Fprintf(idle, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	idle.SetReadDeadline(time.Now().Add(safetyNet))
+	ibr := bufio.NewReader(idle)
+	hr, err := http.ReadResponse(ibr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, hr.Body)
+	hr.Body.Close()
+	if _, err := ibr.ReadByte(); err != io.EOF {
+		t.Fatalf("idle keep-alive connection: %v, want it closed (EOF)", err)
+	}
+
+	// Both the WebSocket and the long-poll GET have now been idle longer
+	// than either timeout. The WebSocket still works ...
+	ws.write(`421["echo","still"]`)
+	ws.expect(`^431\["still"\]$`)
+	// ... and the GET ends normally, with the ping of the heartbeat.
+	select {
+	case p := <-polled:
+		if p.err != nil || p.status != http.StatusOK || p.body != "2" {
+			t.Fatalf("long-poll GET: status %d body %q err %v, want 200 \"2\"", p.status, p.body, p.err)
+		}
+	case <-time.After(safetyNet):
+		t.Fatal("long-poll GET did not end")
+	}
+	if srv.session(pollSid) == nil {
+		t.Fatal("the long-polling session was closed")
+	}
+}
