@@ -171,7 +171,7 @@ func (n *ShardedNode) dispatch(channel string, payload []byte) {
 	}
 	m, err := decodeClusterMsg(payload)
 	if err != nil {
-		n.fail("request", err)
+		n.fail("decode", err)
 		return
 	}
 	c.onMessage(m, "")
@@ -268,14 +268,11 @@ func encodeClusterMsg(m clusterMsg) ([]byte, error) {
 	return json.Marshal(v)
 }
 
+// decodeClusterMsg reads a message of the cluster protocol from pub/sub
+// (sharded adapter, streams requests): JSON, or msgpack when binary. Pure,
+// shared by the receive loops and the fuzz target.
 func decodeClusterMsg(b []byte) (clusterMsg, error) {
-	var v map[string]any
-	var err error
-	if len(b) > 0 && b[0] == '{' {
-		err = json.Unmarshal(b, &v)
-	} else {
-		err = decodeMsgpack(b, &v)
-	}
+	v, err := decodeRequest(b)
 	if err != nil {
 		return clusterMsg{}, err
 	}
