@@ -193,19 +193,26 @@ func ephemeral(m clusterMsg) bool {
 }
 
 func (l *streamsLink) publish(ctx context.Context, m clusterMsg) (string, error) {
+	return streamsPublish(ctx, l.n.client, l.n.scfg.Stream, l.n.scfg.MaxLen, l.public, m)
+}
+
+// streamsPublish appends m to the stream, or publishes it on the
+// namespace's channel public when it is ephemeral; it returns the entry's
+// id ("" when published).
+func streamsPublish(ctx context.Context, client redis.UniversalClient, stream string, maxLen int64, public string, m clusterMsg) (string, error) {
 	if ephemeral(m) {
 		b, err := encodeMsgpack(map[string]any{"uid": m.UID, "nsp": m.Nsp, "type": m.Type, "data": m.Data})
 		if err != nil {
 			return "", err
 		}
-		return "", l.n.client.Publish(ctx, l.public, b).Err()
+		return "", client.Publish(ctx, public, b).Err()
 	}
 	values, err := encodeStreamEntry(m)
 	if err != nil {
 		return "", err
 	}
-	return l.n.client.XAdd(ctx, &redis.XAddArgs{
-		Stream: l.n.scfg.Stream, MaxLen: l.n.scfg.MaxLen, Approx: true, Values: values,
+	return client.XAdd(ctx, &redis.XAddArgs{
+		Stream: stream, MaxLen: maxLen, Approx: true, Values: values,
 	}).Result()
 }
 
