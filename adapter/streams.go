@@ -347,6 +347,7 @@ func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session
 		err = decodeMsgpack(b, &v)
 	}
 	if err != nil {
+		a.n.fail("decode", fmt.Errorf("session: %w", err))
 		return nil
 	}
 	s := &Session{PID: pid, Rooms: strings_(v["rooms"]), Data: v["data"]}
