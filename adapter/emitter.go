@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/redis/go-redis/v9"
@@ -13,25 +14,78 @@ import (
 // @socket.io/redis-emitter does.
 const emitterUID = "emitter"
 
-// Emitter publishes to the sockets of a Redis backplane from a process that
-// holds no sockets (a worker, a cron job), in the wire format of Node's
-// @socket.io/redis-emitter, so roomcast and Node nodes both obey it. Its
-// methods return a new Emitter; an Emitter may be reused and shared.
-type Emitter struct {
-	client   redis.UniversalClient
-	prefix   string
-	nsp      string
-	rooms    []string
-	except   []string
-	volatile bool
+// Backplanes an Emitter can publish through: the values of
+// EmitterConfig.Backplane (and of roomcast's --adapter).
+const (
+	BackplaneRedis   = "redis"
+	BackplaneSharded = "redis-sharded"
+	BackplaneStreams = "redis-streams"
+)
+
+// ErrBackplane refuses a backplane an Emitter cannot publish through.
+var ErrBackplane = errors.New("unknown backplane")
+
+// EmitterConfig configures an Emitter.
+type EmitterConfig struct {
+	// Client publishes. Required.
+	Client redis.UniversalClient
+	// Backplane is the adapter of the nodes: BackplaneRedis (pub/sub),
+	// BackplaneSharded or BackplaneStreams. "": BackplaneRedis.
+	Backplane string
+	// Prefix of the channel names. "": DefaultRedisPrefix ("socket.io").
+	Prefix string
+	// Stream is the stream's key (BackplaneStreams). "": DefaultStreamName.
+	Stream string
+	// MaxLen trims the stream, approximately (BackplaneStreams). 0:
+	// DefaultStreamMaxLen.
+	MaxLen int64
 }
 
-// NewEmitter makes an emitter on the main namespace. prefix "": "socket.io".
+// Emitter publishes to the sockets of a Redis backplane from a process that
+// holds no sockets (a worker, a cron job), in the wire format the nodes of
+// that backplane read (for pub/sub, that of Node's @socket.io/redis-emitter),
+// so roomcast and Node nodes both obey it. Its methods return a new
+// Emitter; an Emitter may be reused and shared.
+type Emitter struct {
+	client    redis.UniversalClient
+	backplane string
+	prefix    string
+	stream    string
+	maxLen    int64
+	nsp       string
+	rooms     []string
+	except    []string
+	volatile  bool
+}
+
+// NewEmitter makes an emitter for the Redis pub/sub backplane on the main
+// namespace. prefix "": "socket.io".
 func NewEmitter(client redis.UniversalClient, prefix string) *Emitter {
-	if prefix == "" {
-		prefix = DefaultRedisPrefix
+	e, _ := NewEmitterWith(EmitterConfig{Client: client, Prefix: prefix})
+	return e
+}
+
+// NewEmitterWith makes an emitter for the backplane of cfg on the main
+// namespace; an unknown backplane is ErrBackplane.
+func NewEmitterWith(cfg EmitterConfig) (*Emitter, error) {
+	switch cfg.Backplane {
+	case "":
+		cfg.Backplane = BackplaneRedis
+	case BackplaneRedis, BackplaneSharded, BackplaneStreams:
+	default:
+		return nil, fmt.Errorf("%w %q: want %s, %s or %s", ErrBackplane, cfg.Backplane, BackplaneRedis, BackplaneSharded, BackplaneStreams)
 	}
-	return &Emitter{client: client, prefix: prefix, nsp: "/"}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultRedisPrefix
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStreamName
+	}
+	if cfg.MaxLen == 0 {
+		cfg.MaxLen = DefaultStreamMaxLen
+	}
+	return &Emitter{client: cfg.Client, backplane: cfg.Backplane, prefix: cfg.Prefix,
+		stream: cfg.Stream, maxLen: cfg.MaxLen, nsp: "/"}, nil
 }
 
 func (e *Emitter) clone() *Emitter {
@@ -77,9 +131,12 @@ func (e *Emitter) Emit(ctx context.Context, event string, args ...any) error {
 	if event == "" || reserved[event] {
 		return ErrEventName
 	}
-	data := append([]any{event}, args...)
+	packet := packetOf(e.nsp, &Message{Type: 2, Data: append([]any{event}, args...), AckID: -1})
 	opts := toWire(Options{Rooms: e.rooms, Except: e.except, Volatile: e.volatile})
-	b, err := encodeMsgpack([]any{emitterUID, map[string]any{"type": 2, "data": plain(data), "nsp": e.nsp}, opts})
+	if e.backplane != BackplaneRedis {
+		return e.publish(ctx, cmBroadcast, map[string]any{"packet": packet, "opts": opts})
+	}
+	b, err := encodeMsgpack([]any{emitterUID, packet, opts})
 	if err != nil {
 		return err
 	}
@@ -90,8 +147,26 @@ func (e *Emitter) Emit(ctx context.Context, event string, args ...any) error {
 	return e.client.Publish(ctx, ch, b).Err()
 }
 
-func (e *Emitter) request(ctx context.Context, v map[string]any) error {
-	v["opts"] = map[string]any{"rooms": orEmpty(e.rooms), "except": orEmpty(e.except)}
+// publish sends a message of the cluster protocol (sharded, streams).
+func (e *Emitter) publish(ctx context.Context, typ int, data map[string]any) error {
+	m := clusterMsg{UID: emitterUID, Nsp: e.nsp, Type: typ, Data: data}
+	channel := e.prefix + "#" + e.nsp + "#"
+	if e.backplane == BackplaneSharded {
+		return shardedPublish(ctx, e.client, channel, m)
+	}
+	_, err := streamsPublish(ctx, e.client, e.stream, e.maxLen, channel, m)
+	return err
+}
+
+// request sends a room operation to every node: typ is its type in the
+// pub/sub protocol, cm in the cluster protocol.
+func (e *Emitter) request(ctx context.Context, typ, cm int, v map[string]any) error {
+	opts := map[string]any{"rooms": orEmpty(e.rooms), "except": orEmpty(e.except)}
+	if e.backplane != BackplaneRedis {
+		v["opts"] = opts
+		return e.publish(ctx, cm, v)
+	}
+	v["type"], v["opts"] = typ, opts
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -101,17 +176,17 @@ func (e *Emitter) request(ctx context.Context, v map[string]any) error {
 
 // SocketsJoin makes the selected sockets join rooms.
 func (e *Emitter) SocketsJoin(ctx context.Context, rooms ...string) error {
-	return e.request(ctx, map[string]any{"type": reqRemoteJoin, "rooms": rooms})
+	return e.request(ctx, reqRemoteJoin, cmSocketsJoin, map[string]any{"rooms": rooms})
 }
 
 // SocketsLeave makes the selected sockets leave rooms.
 func (e *Emitter) SocketsLeave(ctx context.Context, rooms ...string) error {
-	return e.request(ctx, map[string]any{"type": reqRemoteLeave, "rooms": rooms})
+	return e.request(ctx, reqRemoteLeave, cmSocketsLeave, map[string]any{"rooms": rooms})
 }
 
 // DisconnectSockets disconnects the selected sockets.
 func (e *Emitter) DisconnectSockets(ctx context.Context, close bool) error {
-	return e.request(ctx, map[string]any{"type": reqRemoteDisconnect, "close": close})
+	return e.request(ctx, reqRemoteDisconnect, cmDisconnectSockets, map[string]any{"close": close})
 }
 
 // ServerSideEmit sends an event to every node's namespace handlers.
@@ -119,7 +194,11 @@ func (e *Emitter) ServerSideEmit(ctx context.Context, event string, args ...any)
 	if event == "" || reserved[event] {
 		return ErrEventName
 	}
-	b, err := json.Marshal(map[string]any{"uid": emitterUID, "type": reqServerSideEmit, "data": plain(append([]any{event}, args...))})
+	data := plain(append([]any{event}, args...))
+	if e.backplane != BackplaneRedis {
+		return e.publish(ctx, cmServerSideEmit, map[string]any{"packet": data})
+	}
+	b, err := json.Marshal(map[string]any{"uid": emitterUID, "type": reqServerSideEmit, "data": data})
 	if err != nil {
 		return err
 	}

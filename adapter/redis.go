@@ -55,7 +55,8 @@ type RedisConfig struct {
 	// Logger: nil means none.
 	Logger *zap.Logger
 	// OnError observes Redis errors (for metrics); op is "publish",
-	// "subscribe" or "request". Optional.
+	// "subscribe", "request" or "decode" (an undecodable message from the
+	// backplane, skipped). Optional.
 	OnError func(op string, err error)
 }
 
@@ -347,22 +348,57 @@ func (r *Redis) onBroadcast(room string, payload []byte) {
 	if room != "" && !r.hasRoom(room) {
 		return
 	}
+	uid, msg, opts, err := decodeBroadcast(payload, r.nsp)
+	if err != nil {
+		r.node.fail("decode", err)
+		return
+	}
+	if uid == r.node.uid || msg == nil {
+		return
+	}
+	opts.Local = true
+	r.Memory.Broadcast(msg, opts)
+}
+
+// decodeBroadcast reads a broadcast of the pub/sub protocol, the msgpack
+// array [uid, packet, opts], for namespace nsp: msg is nil when the packet
+// is another namespace's. It is pure, shared by the receive loop and the
+// fuzz target.
+func decodeBroadcast(payload []byte, nsp string) (uid string, msg *Message, opts Options, err error) {
 	var v []any
-	if err := decodeMsgpack(payload, &v); err != nil || len(v) < 3 {
-		r.node.fail("request", fmt.Errorf("bad broadcast message: %v", err))
-		return
+	if err := decodeMsgpack(payload, &v); err != nil {
+		return "", nil, Options{}, fmt.Errorf("broadcast: %w", err)
 	}
-	if uid, _ := v[0].(string); uid == r.node.uid {
-		return
+	if len(v) < 3 {
+		return "", nil, Options{}, fmt.Errorf("broadcast: %w: %d elements, want 3", ErrUndecodable, len(v))
 	}
-	msg, ok := messageOf(v[1], r.nsp)
+	uid, _ = v[0].(string)
+	if _, ok := v[1].(map[string]any); !ok {
+		return "", nil, Options{}, fmt.Errorf("broadcast: %w: packet is not a map", ErrUndecodable)
+	}
+	msg, ok := messageOf(v[1], nsp)
 	if !ok {
-		return
+		return uid, nil, Options{}, nil
 	}
 	opts, key := fromWireKey(v[2])
-	opts.Local = true
 	msg.Volatile, msg.Key = opts.Volatile, key
-	r.Memory.Broadcast(msg, opts)
+	return uid, msg, opts, nil
+}
+
+// decodeRequest reads a request or a response of the pub/sub protocol:
+// JSON, or msgpack when it carries binary data.
+func decodeRequest(payload []byte) (map[string]any, error) {
+	var v map[string]any
+	var err error
+	if len(payload) > 0 && payload[0] == '{' {
+		err = decodeJSON(payload, &v)
+	} else {
+		err = decodeMsgpack(payload, &v)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	return v, nil
 }
 
 func (r *Redis) hasRoom(room string) bool {
@@ -510,15 +546,9 @@ func (r *Redis) ask(ctx context.Context, typ int, body map[string]any) (*request
 
 // onRequest serves a request from another node (or an emitter).
 func (r *Redis) onRequest(payload []byte) {
-	var req map[string]any
-	var err error
-	if len(payload) > 0 && payload[0] == '{' {
-		err = json.Unmarshal(payload, &req)
-	} else {
-		err = decodeMsgpack(payload, &req)
-	}
+	req, err := decodeRequest(payload)
 	if err != nil {
-		r.node.fail("request", fmt.Errorf("bad request: %w", err))
+		r.node.fail("decode", err)
 		return
 	}
 	typ, _ := toInt(req["type"])
@@ -652,14 +682,9 @@ func (r *Redis) respond(v map[string]any) {
 
 // onResponse matches a response to a pending request.
 func (r *Redis) onResponse(payload []byte) {
-	var resp map[string]any
-	var err error
-	if len(payload) > 0 && payload[0] == '{' {
-		err = json.Unmarshal(payload, &resp)
-	} else {
-		err = decodeMsgpack(payload, &resp)
-	}
+	resp, err := decodeRequest(payload)
 	if err != nil {
+		r.node.fail("decode", err)
 		return
 	}
 	id, _ := resp["requestId"].(string)

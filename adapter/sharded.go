@@ -171,7 +171,7 @@ func (n *ShardedNode) dispatch(channel string, payload []byte) {
 	}
 	m, err := decodeClusterMsg(payload)
 	if err != nil {
-		n.fail("request", err)
+		n.fail("decode", err)
 		return
 	}
 	c.onMessage(m, "")
@@ -192,7 +192,13 @@ type shardedLink struct {
 }
 
 func (l *shardedLink) publish(ctx context.Context, m clusterMsg) (string, error) {
-	ch := l.channel
+	return "", shardedPublish(ctx, l.n.client, l.channel, m)
+}
+
+// shardedPublish sends m with SPUBLISH on the namespace's channel, or on
+// its room's channel (as Node's sharded adapter in "dynamic" mode).
+func shardedPublish(ctx context.Context, client redis.UniversalClient, channel string, m clusterMsg) error {
+	ch := channel
 	if m.Type == cmBroadcast {
 		if _, withAck := m.Data["requestId"]; !withAck {
 			if rooms := fromWire(m.Data["opts"]).Rooms; len(rooms) == 1 && len(rooms[0]) != 20 {
@@ -204,9 +210,9 @@ func (l *shardedLink) publish(ctx context.Context, m clusterMsg) (string, error)
 	}
 	b, err := encodeClusterMsg(m)
 	if err != nil {
-		return "", err
+		return err
 	}
-	return "", l.n.client.SPublish(ctx, ch, b).Err()
+	return client.SPublish(ctx, ch, b).Err()
 }
 
 func (l *shardedLink) respond(ctx context.Context, uid string, m clusterMsg) error {
@@ -268,14 +274,11 @@ func encodeClusterMsg(m clusterMsg) ([]byte, error) {
 	return json.Marshal(v)
 }
 
+// decodeClusterMsg reads a message of the cluster protocol from pub/sub
+// (sharded adapter, streams requests): JSON, or msgpack when binary. Pure,
+// shared by the receive loops and the fuzz target.
 func decodeClusterMsg(b []byte) (clusterMsg, error) {
-	var v map[string]any
-	var err error
-	if len(b) > 0 && b[0] == '{' {
-		err = json.Unmarshal(b, &v)
-	} else {
-		err = decodeMsgpack(b, &v)
-	}
+	v, err := decodeRequest(b)
 	if err != nil {
 		return clusterMsg{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -149,7 +150,7 @@ func (n *StreamsNode) onEntry(e redis.XMessage) {
 	}
 	m, err := decodeStreamEntry(e.Values)
 	if err != nil {
-		n.fail("request", err)
+		n.fail("decode", err)
 		return
 	}
 	a.onMessage(m, e.ID)
@@ -170,7 +171,7 @@ func (n *StreamsNode) onPublished(channel string, payload []byte) {
 	}
 	m, err := decodeClusterMsg(payload)
 	if err != nil {
-		n.fail("request", err)
+		n.fail("decode", err)
 		return
 	}
 	a.onMessage(m, "")
@@ -192,19 +193,26 @@ func ephemeral(m clusterMsg) bool {
 }
 
 func (l *streamsLink) publish(ctx context.Context, m clusterMsg) (string, error) {
+	return streamsPublish(ctx, l.n.client, l.n.scfg.Stream, l.n.scfg.MaxLen, l.public, m)
+}
+
+// streamsPublish appends m to the stream, or publishes it on the
+// namespace's channel public when it is ephemeral; it returns the entry's
+// id ("" when published).
+func streamsPublish(ctx context.Context, client redis.UniversalClient, stream string, maxLen int64, public string, m clusterMsg) (string, error) {
 	if ephemeral(m) {
 		b, err := encodeMsgpack(map[string]any{"uid": m.UID, "nsp": m.Nsp, "type": m.Type, "data": m.Data})
 		if err != nil {
 			return "", err
 		}
-		return "", l.n.client.Publish(ctx, l.public, b).Err()
+		return "", client.Publish(ctx, public, b).Err()
 	}
 	values, err := encodeStreamEntry(m)
 	if err != nil {
 		return "", err
 	}
-	return l.n.client.XAdd(ctx, &redis.XAddArgs{
-		Stream: l.n.scfg.Stream, MaxLen: l.n.scfg.MaxLen, Approx: true, Values: values,
+	return client.XAdd(ctx, &redis.XAddArgs{
+		Stream: stream, MaxLen: maxLen, Approx: true, Values: values,
 	}).Result()
 }
 
@@ -247,6 +255,9 @@ func encodeStreamEntry(m clusterMsg) (map[string]any, error) {
 	return v, nil
 }
 
+// decodeStreamEntry reads the fields of a stream entry (type as a string,
+// data as JSON or base64 msgpack). Pure, shared by the stream reader,
+// recovery and the fuzz target.
 func decodeStreamEntry(values map[string]any) (clusterMsg, error) {
 	m := clusterMsg{}
 	m.UID, _ = values["uid"].(string)
@@ -254,20 +265,27 @@ func decodeStreamEntry(values map[string]any) (clusterMsg, error) {
 	ts, _ := values["type"].(string)
 	t, err := strconv.Atoi(ts)
 	if err != nil {
-		return m, errors.New("stream entry without a type")
+		return m, fmt.Errorf("%w: stream entry without a type", ErrUndecodable)
 	}
 	m.Type = t
 	if raw, ok := values["data"].(string); ok && raw != "" {
 		if raw[0] == '{' {
-			err = json.Unmarshal([]byte(raw), &m.Data)
+			err = decodeJSON([]byte(raw), &m.Data)
+		} else if len(raw) > base64.StdEncoding.EncodedLen(maxDecodeBytes) {
+			err = fmt.Errorf("%w: data of %d bytes", ErrUndecodable, len(raw))
 		} else {
 			var b []byte
-			if b, err = base64.StdEncoding.DecodeString(raw); err == nil {
+			if b, err = base64.StdEncoding.DecodeString(raw); err != nil {
+				err = fmt.Errorf("%w: data: %v", ErrUndecodable, err)
+			} else {
 				err = decodeMsgpack(b, &m.Data)
 			}
 		}
 	}
-	return m, err
+	if err != nil {
+		return m, fmt.Errorf("stream entry: %w", err)
+	}
+	return m, nil
 }
 
 // streamsAdapter keeps recovery sessions in Redis and replays missed
@@ -329,6 +347,7 @@ func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session
 		err = decodeMsgpack(b, &v)
 	}
 	if err != nil {
+		a.n.fail("decode", fmt.Errorf("session: %w", err))
 		return nil
 	}
 	s := &Session{PID: pid, Rooms: strings_(v["rooms"]), Data: v["data"]}
@@ -365,7 +384,8 @@ func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session
 			}
 			m, err := decodeStreamEntry(e.Values)
 			if err != nil {
-				continue
+				a.n.fail("decode", err)
+				continue // skipped, as the live reader skipped it
 			}
 			if _, withAck := m.Data["requestId"]; withAck {
 				continue

@@ -14,9 +14,15 @@ import (
 	"github.com/roomcast/roomcast/adapter"
 )
 
+// usageError is a mistake on the command line: main exits with code 2.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
 // emit publishes one event through the Redis backplane, as an emitter.
 func emit(args []string) error {
 	fs := flag.NewFlagSet("roomcast emit", flag.ContinueOnError)
+	backplane := fs.String("adapter", adapter.BackplaneRedis, "adapter of the nodes: redis, redis-sharded or redis-streams")
 	url := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis of the backplane")
 	prefix := fs.String("redis-prefix", "socket.io", "channel prefix of the backplane")
 	nsp := fs.String("namespace", "/", "namespace")
@@ -28,25 +34,29 @@ func emit(args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return usageError{err}
 	}
 	if *event == "" {
-		return errors.New("--event is required")
+		return usageError{errors.New("--event is required")}
 	}
 	var payload []any
 	if *data != "" {
 		if !json.Valid([]byte(*data)) {
-			return fmt.Errorf("--data is not valid JSON: %s", *data)
+			return usageError{fmt.Errorf("--data is not valid JSON: %s", *data)}
 		}
 		payload = append(payload, json.RawMessage(*data))
 	}
 	opts, err := redis.ParseURL(*url)
 	if err != nil {
-		return fmt.Errorf("--redis-url: %w", err)
+		return usageError{fmt.Errorf("--redis-url: %w", err)}
 	}
 	client := redis.NewClient(opts)
 	defer client.Close()
-	e := adapter.NewEmitter(client, *prefix).Of(*nsp).To(split(*rooms)...).Except(split(*except)...)
+	e, err := adapter.NewEmitterWith(adapter.EmitterConfig{Client: client, Backplane: *backplane, Prefix: *prefix})
+	if err != nil {
+		return usageError{fmt.Errorf("--adapter: %w", err)}
+	}
+	e = e.Of(*nsp).To(split(*rooms)...).Except(split(*except)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return e.Emit(ctx, *event, payload...)

@@ -44,6 +44,9 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "roomcast:", err)
+		if errors.As(err, new(usageError)) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
