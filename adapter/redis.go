@@ -342,9 +342,11 @@ func (r *Redis) Broadcast(msg *Message, opts Options) {
 	r.Memory.Broadcast(msg, opts)
 }
 
-// onBroadcast delivers a broadcast from another node.
+// onBroadcast delivers a broadcast from another node (or an emitter) and
+// stores it for recovery like a local one. A room's broadcast is skipped
+// only when the room has neither a local member nor a saved session.
 func (r *Redis) onBroadcast(room string, payload []byte) {
-	if room != "" && !r.hasRoom(room) {
+	if room != "" && !r.Memory.HasRoom(room) {
 		return
 	}
 	var v []any
@@ -363,13 +365,6 @@ func (r *Redis) onBroadcast(room string, payload []byte) {
 	opts.Local = true
 	msg.Volatile, msg.Key = opts.Volatile, key
 	r.Memory.Broadcast(msg, opts)
-}
-
-func (r *Redis) hasRoom(room string) bool {
-	r.Memory.mu.RLock()
-	defer r.Memory.mu.RUnlock()
-	_, ok := r.Memory.rooms[room]
-	return ok
 }
 
 // BroadcastWithAck asks every node to deliver msg and report its
