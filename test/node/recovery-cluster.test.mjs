@@ -1,8 +1,9 @@
 // RECOVERY ACROSS A CLUSTER: two roomcast nodes on one private Redis, for
 // each Redis adapter. A client on node A drops; while it is away its room
 // gets messages from every origin: node B's hub `publish`, node B's HTTP
-// API, the Redis emitter (`roomcast emit`, adapter.NewEmitter) and node A's
-// HTTP API. Back on A, it must get every message exactly once, in order,
+// API, a Node.js socket.io 4.8 node on the same Redis (its own adapter of
+// that kind), the Redis emitter (`roomcast emit`, adapter.NewEmitter) and
+// node A's HTTP API. Back on A, it must get every message exactly once, in order,
 // with socket.recovered === true. Back on B instead, recovery must be
 // complete or refused (a fresh session), never partial.
 //
@@ -17,7 +18,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { scenario, ack, nextEvent, sleep, waitFor, connected } from "./lib/harness.mjs";
 import { TARGET, ROOT } from "./lib/server.mjs";
-import { startRedis } from "./lib/cluster.mjs";
+import { startRedis, startNodeNode } from "./lib/cluster.mjs";
 import { apiEmit } from "./lib/raw.mjs";
 
 const skip = TARGET !== "roomcast" && "the Redis adapters are roomcast's (TARGET=roomcast only)";
@@ -57,6 +58,8 @@ for (const adapter of ["redis", "redis-sharded", "redis-streams"]) {
       const args = ["--adapter", adapter, "--redis-url", redis.url, "--recovery-window", "2m"];
       const a = await s.server(args);
       const b = await s.server(args);
+      const node = await startNodeNode(redis.url, { adapter: { redis: "redis", "redis-sharded": "sharded", "redis-streams": "streams" }[adapter] });
+      s.defer(() => node.close());
       const watcher = await s.client(a.url, WS);
       assert.deepEqual(await ack(watcher, "join", "barrier"), { ok: true });
       const seen = [];
@@ -76,7 +79,7 @@ for (const adapter of ["redis", "redis-sharded", "redis-streams"]) {
         await send(tag);
         await got;
       };
-      return { a, b, gated };
+      return { a, b, node, gated };
     }
 
     /**
@@ -85,7 +88,7 @@ for (const adapter of ["redis", "redis-sharded", "redis-streams"]) {
      * received numbers and the list of the numbers sent.
      */
     async function awayScenario(s, room) {
-      const { a, b, gated } = await cluster(s);
+      const { a, b, node, gated } = await cluster(s);
       const c = await s.client(a.url, WS);
       const got = [];
       c.on("m", (n) => got.push(n));
@@ -106,6 +109,10 @@ for (const adapter of ["redis", "redis-sharded", "redis-streams"]) {
         ["node B HTTP API", async (n, tag) => {
           await apiOK(b, { rooms: [room], event: "m", data: n });
           await apiOK(b, { rooms: ["barrier"], event: "b", data: tag });
+        }],
+        ["Node.js socket.io node", async (n, tag) => {
+          node.io.to(room).emit("m", n);
+          node.io.to("barrier").emit("b", tag);
         }],
         // The emitter PUBLISHes on the pub/sub channels (as Node's
         // @socket.io/redis-emitter, which has no sharded or streams mode):
