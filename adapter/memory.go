@@ -226,8 +226,7 @@ func (m *Memory) Store(msg *Message, opts Options) {
 	msg.Offset = strconv.FormatUint(m.next, 36)
 	m.history = append(m.history, stored{seq: m.next, at: m.now(), size: size, msg: msg, opts: opts})
 	m.bytes += size
-	overBytes := func(limit int64) bool { return m.maxBytes > 0 && m.bytes > limit }
-	if len(m.history) > MaxHistory || overBytes(m.maxBytes) {
+	if len(m.history) > MaxHistory || (m.maxBytes > 0 && m.bytes > m.maxBytes) {
 		// Bound the memory of a busy node: the oldest go early, down to
 		// 90% of the bound so that this copy is not paid on every store.
 		// A client whose offset is older than what went this way is not
@@ -264,7 +263,7 @@ func (m *Memory) dropOldest(n int) {
 // from the payloads: strings and binary by their length, numbers 8 bytes).
 // 0: DefaultMaxHistoryBytes (64 MiB); negative: no bound in bytes (the
 // MaxHistory count still holds). A client whose offset fell to this bound
-// is not recovered. Call it before the adapter is used.
+// is not recovered. The bound applies from the next broadcast stored.
 func (m *Memory) SetMaxHistoryBytes(n int64) {
 	switch {
 	case n == 0:
@@ -277,14 +276,14 @@ func (m *Memory) SetMaxHistoryBytes(n int64) {
 	m.hmu.Unlock()
 }
 
-// HistoryBytes is the estimated size of the recovery history, and
-// HistoryLen the number of broadcasts in it.
+// HistoryBytes is the estimated size of the recovery history, bytes.
 func (m *Memory) HistoryBytes() int64 {
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
 	return m.bytes
 }
 
+// HistoryLen is the number of broadcasts in the recovery history.
 func (m *Memory) HistoryLen() int {
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
