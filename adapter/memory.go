@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"encoding/json"
 	"sort"
 	"strconv"
 	"sync"
@@ -11,6 +12,11 @@ import (
 // MaxHistory bounds the broadcasts a Memory adapter keeps for recovery,
 // whatever the window (at 1,000 broadcasts a second, 100 s of them).
 const MaxHistory = 100_000
+
+// DefaultMaxHistoryBytes bounds the bytes of the broadcasts a Memory
+// adapter keeps for recovery (an estimate of their payload sizes), per
+// namespace: 64 MiB. See SetMaxHistoryBytes.
+const DefaultMaxHistoryBytes = 64 << 20
 
 // Memory is the default adapter: rooms live in this process only. With a
 // non-zero recovery window it also keeps the broadcast history and the
@@ -23,11 +29,20 @@ type Memory struct {
 	rooms map[string]map[string]struct{} // room -> socket ids
 	sids  map[string]map[string]struct{} // socket id -> rooms
 
+	// held counts, per room, the saved sessions that were in it (under mu):
+	// a room held by a session still counts as a room of this node (see
+	// HasRoom), so backplanes keep hearing its broadcasts, and store them
+	// for the session, while its socket is away.
+	held map[string]int
+
 	hmu      sync.Mutex
 	next     uint64
 	history  []stored // ordered by offset
-	capped   uint64   // newest offset dropped by MaxHistory, not by age
+	bytes    int64    // sum of the sizes in history
+	maxBytes int64    // bound on bytes; 0: none
+	capped   uint64   // newest offset dropped by MaxHistory or maxBytes, not by age
 	sessions map[string]*Session
+	now      func() time.Time // the clock (tests inject theirs)
 	stop     chan struct{}
 	stopOnce sync.Once
 
@@ -40,6 +55,7 @@ type Memory struct {
 type stored struct {
 	seq  uint64
 	at   time.Time
+	size int64
 	msg  *Message
 	opts Options
 }
@@ -47,12 +63,20 @@ type stored struct {
 // NewMemory makes a memory adapter delivering to recv. window > 0 turns on
 // the recovery store for that duration.
 func NewMemory(recv Receiver, window time.Duration) *Memory {
+	return newMemory(recv, window, time.Now)
+}
+
+// newMemory is NewMemory on the clock now.
+func newMemory(recv Receiver, window time.Duration, now func() time.Time) *Memory {
 	m := &Memory{
-		recv:   recv,
-		window: window,
-		rooms:  make(map[string]map[string]struct{}),
-		sids:   make(map[string]map[string]struct{}),
-		stop:   make(chan struct{}),
+		recv:     recv,
+		window:   window,
+		rooms:    make(map[string]map[string]struct{}),
+		sids:     make(map[string]map[string]struct{}),
+		held:     make(map[string]int),
+		maxBytes: DefaultMaxHistoryBytes,
+		now:      now,
+		stop:     make(chan struct{}),
 	}
 	if window > 0 {
 		m.sessions = make(map[string]*Session)
@@ -74,7 +98,7 @@ func (m *Memory) Join(id string, rooms ...string) {
 		if set == nil {
 			set = make(map[string]struct{})
 			m.rooms[r] = set
-			if m.onRoom != nil {
+			if m.onRoom != nil && m.held[r] == 0 {
 				_, isSid := m.sids[r]
 				m.onRoom(r, true, !isSid)
 			}
@@ -95,7 +119,7 @@ func (m *Memory) leaveLocked(id, room string) {
 		delete(set, id)
 		if len(set) == 0 {
 			delete(m.rooms, room)
-			if m.onRoom != nil {
+			if m.onRoom != nil && m.held[room] == 0 {
 				_, isSid := m.sids[room]
 				m.onRoom(room, false, !isSid)
 			}
@@ -190,23 +214,123 @@ func (m *Memory) ServerCount(context.Context) int { return 1 }
 
 // Store gives msg a recovery offset and keeps it, when recovery is on and
 // the message is a plain event. Backplanes call it for messages they
-// deliver locally.
+// deliver locally, whatever their origin, so a client that comes back to
+// this node gets everything it missed.
 func (m *Memory) Store(msg *Message, opts Options) {
 	if m.window <= 0 || opts.Volatile || opts.WithAck || msg.Type != 2 {
 		return
 	}
+	size := sizeOf(msg)
 	m.hmu.Lock()
 	m.next++
 	msg.Offset = strconv.FormatUint(m.next, 36)
-	m.history = append(m.history, stored{seq: m.next, at: time.Now(), msg: msg, opts: opts})
-	if len(m.history) > MaxHistory {
-		// Bound the memory of a busy node: the oldest go early. A client
-		// whose offset is older than what went this way is not recovered.
-		drop := len(m.history) - MaxHistory*9/10
+	m.history = append(m.history, stored{seq: m.next, at: m.now(), size: size, msg: msg, opts: opts})
+	m.bytes += size
+	if len(m.history) > MaxHistory || (m.maxBytes > 0 && m.bytes > m.maxBytes) {
+		// Bound the memory of a busy node: the oldest go early, down to
+		// 90% of the bound so that this copy is not paid on every store.
+		// A client whose offset is older than what went this way is not
+		// recovered.
+		drop, left := 0, m.bytes
+		for drop < len(m.history) && (len(m.history)-drop > MaxHistory*9/10 || (m.maxBytes > 0 && left > m.maxBytes*9/10)) {
+			left -= m.history[drop].size
+			drop++
+		}
 		m.capped = m.history[drop-1].seq
-		m.history = append(m.history[:0:0], m.history[drop:]...)
+		m.dropOldest(drop)
 	}
 	m.hmu.Unlock()
+}
+
+// dropOldest forgets the n oldest stored messages. The rest move to a new
+// array, so the old one, and the messages it points to, can be collected
+// (a zero-length slice of it would keep all of them). Called with hmu held.
+func (m *Memory) dropOldest(n int) {
+	for _, st := range m.history[:n] {
+		m.bytes -= st.size
+	}
+	if n == len(m.history) {
+		m.history = nil
+		m.bytes = 0
+		return
+	}
+	rest := make([]stored, len(m.history)-n, max(len(m.history)-n, 16))
+	copy(rest, m.history[n:])
+	m.history = rest
+}
+
+// SetMaxHistoryBytes bounds the bytes of the recovery history (estimated
+// from the payloads: strings and binary by their length, numbers 8 bytes).
+// 0: DefaultMaxHistoryBytes (64 MiB); negative: no bound in bytes (the
+// MaxHistory count still holds). A client whose offset fell to this bound
+// is not recovered. The bound applies from the next broadcast stored.
+func (m *Memory) SetMaxHistoryBytes(n int64) {
+	switch {
+	case n == 0:
+		n = DefaultMaxHistoryBytes
+	case n < 0:
+		n = 0
+	}
+	m.hmu.Lock()
+	m.maxBytes = n
+	m.hmu.Unlock()
+}
+
+// HistoryBytes is the estimated size of the recovery history, bytes.
+func (m *Memory) HistoryBytes() int64 {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	return m.bytes
+}
+
+// HistoryLen is the number of broadcasts in the recovery history.
+func (m *Memory) HistoryLen() int {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	return len(m.history)
+}
+
+// sizeOf estimates the bytes a message holds.
+func sizeOf(msg *Message) int64 {
+	n := int64(64)
+	for _, v := range msg.Data {
+		n += valueSize(v, 0)
+	}
+	return n
+}
+
+func valueSize(v any, depth int) int64 {
+	if depth > 64 {
+		return 8
+	}
+	switch t := v.(type) {
+	case string:
+		return int64(len(t)) + 16
+	case []byte:
+		return int64(len(t)) + 24
+	case json.RawMessage:
+		return int64(len(t)) + 24
+	case []any:
+		n := int64(24)
+		for _, e := range t {
+			n += valueSize(e, depth+1)
+		}
+		return n
+	case map[string]any:
+		n := int64(48)
+		for k, e := range t {
+			n += int64(len(k)) + 16 + valueSize(e, depth+1)
+		}
+		return n
+	case map[any]any:
+		n := int64(48)
+		for k, e := range t {
+			n += valueSize(k, depth+1) + valueSize(e, depth+1)
+		}
+		return n
+	default:
+		return 16
+	}
 }
 
 // ForEach calls fn for every local socket matching opts, once each. fn runs
@@ -257,19 +381,74 @@ func (m *Memory) Sockets(opts Options) []string {
 	return out
 }
 
-// SaveSession keeps s until the recovery window ends.
+// SaveSession keeps s until the recovery window ends: until s.Expires when
+// it is set (a session put back after a refused restore keeps its end),
+// else for the window from now. While it is kept, its rooms stay rooms of
+// this node (HasRoom), so what other nodes send to them is stored.
 func (m *Memory) SaveSession(s *Session) {
 	if m.window <= 0 {
 		return
 	}
-	s.Expires = time.Now().Add(m.window)
+	saved := *s
+	saved.Missed = nil
+	if saved.Expires.IsZero() {
+		saved.Expires = m.now().Add(m.window)
+	}
 	m.hmu.Lock()
-	m.sessions[s.PID] = s
-	m.hmu.Unlock()
+	defer m.hmu.Unlock()
+	if !m.now().Before(saved.Expires) {
+		return
+	}
+	if old := m.sessions[saved.PID]; old != nil {
+		m.release(old)
+	}
+	m.sessions[saved.PID] = &saved
+	m.mu.Lock()
+	for _, r := range saved.Rooms {
+		m.held[r]++
+		if m.held[r] == 1 && len(m.rooms[r]) == 0 && m.onRoom != nil {
+			_, isSid := m.sids[r]
+			m.onRoom(r, true, !isSid && r != saved.ID)
+		}
+	}
+	m.mu.Unlock()
+}
+
+// release lets go of the rooms a saved session held. Called with hmu held.
+func (m *Memory) release(s *Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range s.Rooms {
+		if m.held[r] <= 0 {
+			continue
+		}
+		m.held[r]--
+		if m.held[r] > 0 {
+			continue
+		}
+		delete(m.held, r)
+		if len(m.rooms[r]) == 0 && m.onRoom != nil {
+			_, isSid := m.sids[r]
+			m.onRoom(r, false, !isSid && r != s.ID)
+		}
+	}
+}
+
+// HasRoom tells whether room has a local member or a saved session in it:
+// a backplane delivers and stores its broadcasts.
+func (m *Memory) HasRoom(room string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	_, ok := m.rooms[room]
+	return ok || m.held[room] > 0
 }
 
 // RestoreSession returns the session with this private id and the messages
-// it missed after offset, or nil.
+// it missed after offset, or nil. It refuses (nil) when it cannot replay
+// everything the socket missed: unknown or expired session, an offset this
+// node did not issue, or one older than a message the history had to drop.
+// The returned session (Missed aside) may be given back to SaveSession when
+// the connection is refused after all.
 func (m *Memory) RestoreSession(pid, offset string, attach func(*Session)) *Session {
 	if m.window <= 0 {
 		return nil
@@ -281,7 +460,8 @@ func (m *Memory) RestoreSession(pid, offset string, attach func(*Session)) *Sess
 		return nil
 	}
 	delete(m.sessions, pid)
-	if time.Now().After(s.Expires) {
+	if !m.now().Before(s.Expires) {
+		m.release(s)
 		return nil
 	}
 	exact := offset != ""
@@ -291,7 +471,10 @@ func (m *Memory) RestoreSession(pid, offset string, attach func(*Session)) *Sess
 		offset = s.Base
 	}
 	seq, err := strconv.ParseUint(offset, 36, 64)
-	if err != nil {
+	if err != nil || seq > m.next || seq < m.capped {
+		// Not issued here, or messages after it were dropped by the
+		// history's bounds: they may have been for this socket.
+		m.release(s)
 		return nil
 	}
 	i := sort.Search(len(m.history), func(i int) bool { return m.history[i].seq >= seq })
@@ -301,9 +484,9 @@ func (m *Memory) RestoreSession(pid, offset string, attach func(*Session)) *Sess
 		// message was sent before the socket dropped (the session is still
 		// within the window), so replaying the retained ones is exact.
 		// Otherwise it is unknown (another server's): no recovery.
-		issued := seq >= 1 && seq <= m.next
 		agedOut := len(m.history) == 0 || seq < m.history[0].seq
-		if !issued || !agedOut || seq < m.capped {
+		if seq < 1 || !agedOut {
+			m.release(s)
 			return nil
 		}
 		i = 0
@@ -322,9 +505,11 @@ func (m *Memory) RestoreSession(pid, offset string, attach func(*Session)) *Sess
 		}
 	}
 	// Still under hmu, so no message is stored between the snapshot above
-	// and the join below.
+	// and the join below; the session's rooms are held until the socket is
+	// back in them.
 	attach(&restored)
 	m.Join(restored.ID, restored.Rooms...)
+	m.release(s)
 	return &restored
 }
 
@@ -354,8 +539,8 @@ func (m *Memory) sweep() {
 		select {
 		case <-m.stop:
 			return
-		case now := <-t.C:
-			m.expire(now)
+		case <-t.C:
+			m.expire(m.now())
 		}
 	}
 }
@@ -364,13 +549,14 @@ func (m *Memory) expire(now time.Time) {
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
 	for pid, s := range m.sessions {
-		if now.After(s.Expires) {
+		if !now.Before(s.Expires) {
 			delete(m.sessions, pid)
+			m.release(s)
 		}
 	}
 	cut := sort.Search(len(m.history), func(i int) bool { return now.Sub(m.history[i].at) <= m.window })
 	if cut > 0 {
-		m.history = append(m.history[:0:0], m.history[cut:]...)
+		m.dropOldest(cut)
 	}
 }
 

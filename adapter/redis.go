@@ -343,9 +343,11 @@ func (r *Redis) Broadcast(msg *Message, opts Options) {
 	r.Memory.Broadcast(msg, opts)
 }
 
-// onBroadcast delivers a broadcast from another node.
+// onBroadcast delivers a broadcast from another node (or an emitter) and
+// stores it for recovery like a local one. A room's broadcast is skipped
+// only when the room has neither a local member nor a saved session.
 func (r *Redis) onBroadcast(room string, payload []byte) {
-	if room != "" && !r.hasRoom(room) {
+	if room != "" && !r.Memory.HasRoom(room) {
 		return
 	}
 	uid, msg, opts, err := decodeBroadcast(payload, r.nsp)
@@ -399,13 +401,6 @@ func decodeRequest(payload []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("request: %w", err)
 	}
 	return v, nil
-}
-
-func (r *Redis) hasRoom(room string) bool {
-	r.Memory.mu.RLock()
-	defer r.Memory.mu.RUnlock()
-	_, ok := r.Memory.rooms[room]
-	return ok
 }
 
 // BroadcastWithAck asks every node to deliver msg and report its

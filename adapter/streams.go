@@ -305,7 +305,8 @@ func (a *streamsAdapter) Offset() string {
 	return a.n.lastID
 }
 
-// SaveSession stores the session in Redis for the recovery window.
+// SaveSession stores the session in Redis for the recovery window (until
+// s.Expires when set: a session put back after a refused restore).
 func (a *streamsAdapter) SaveSession(s *Session) {
 	if a.window <= 0 {
 		return
@@ -315,10 +316,17 @@ func (a *streamsAdapter) SaveSession(s *Session) {
 		a.n.fail("publish", err)
 		return
 	}
+	ttl := a.window
+	if !s.Expires.IsZero() {
+		// A session put back after a refused restore keeps its end.
+		if ttl = time.Until(s.Expires); ttl <= 0 {
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.n.cfg.RequestTimeout)
 	defer cancel()
 	key := a.n.scfg.SessionPrefix + s.PID
-	if err := a.n.client.Set(ctx, key, base64.StdEncoding.EncodeToString(b), a.window).Err(); err != nil {
+	if err := a.n.client.Set(ctx, key, base64.StdEncoding.EncodeToString(b), ttl).Err(); err != nil {
 		a.n.fail("publish", err)
 	}
 }
@@ -334,9 +342,16 @@ func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session
 	ctx, cancel := context.WithTimeout(context.Background(), a.n.cfg.RequestTimeout)
 	defer cancel()
 	key := a.n.scfg.SessionPrefix + pid
-	raw, err := a.n.client.GetDel(ctx, key).Result()
-	if err != nil {
-		if !errors.Is(err, redis.Nil) {
+	var ttl *redis.DurationCmd
+	var get *redis.StringCmd
+	_, err := a.n.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		ttl = p.PTTL(ctx, key)
+		get = p.GetDel(ctx, key)
+		return nil
+	})
+	raw, gerr := get.Result()
+	if err != nil || gerr != nil {
+		if !errors.Is(gerr, redis.Nil) {
 			a.n.fail("request", err)
 		}
 		return nil
@@ -351,6 +366,9 @@ func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session
 		return nil
 	}
 	s := &Session{PID: pid, Rooms: strings_(v["rooms"]), Data: v["data"]}
+	if d := ttl.Val(); d > 0 {
+		s.Expires = time.Now().Add(d) // kept if the session is put back
+	}
 	s.ID, _ = v["sid"].(string)
 	s.Base, _ = v["base"].(string)
 	if offset == "" {

@@ -3,6 +3,7 @@ package namespaces
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"sync"
 	"time"
 
@@ -106,6 +107,15 @@ func (c *Client) connectError(nsp string, err error) {
 
 // connect runs a CONNECT: namespace lookup, recovery, middleware, and the
 // registration of the socket before its CONNECT is answered.
+//
+// As in the reference server (socket.io 4.8 Namespace._add), the session is
+// restored before the middleware runs, so middleware sees the socket as it
+// will be: its recovered id, data and rooms, and Recovered() true. Unlike
+// the reference, a refused CONNECT does not cost the client its session: it
+// goes back to the adapter, with its original end of window, before the
+// socket leaves its rooms, and a later CONNECT (a refreshed token) within
+// the window restores it with everything missed, including what was sent
+// during the refused attempt.
 func (c *Client) connect(p *packet) {
 	n := c.srv.Lookup(p.nsp)
 	if n == nil {
@@ -129,20 +139,21 @@ func (c *Client) connect(p *packet) {
 
 	var s *Socket
 	var missed []*adapter.Message
+	var restored *adapter.Session
 	pid, _ := auth["pid"].(string)
 	offset, _ := auth["offset"].(string)
 	if pid != "" && c.srv.cfg.RecoveryWindow > 0 {
-		sess := n.adapter.RestoreSession(pid, offset, func(sess *adapter.Session) {
+		restored = n.adapter.RestoreSession(pid, offset, func(sess *adapter.Session) {
 			s = c.newSocket(n, sess.ID, sess.PID, hs)
 			s.recovered = true
 			s.base = sess.Base
 			if m, ok := sess.Data.(map[string]any); ok {
-				s.data = m
+				s.data = maps.Clone(m) // the session may be put back as it was
 			}
 			n.add(s)
 		})
-		if sess != nil {
-			missed = sess.Missed
+		if restored != nil {
+			missed = restored.Missed
 		}
 	}
 	if s == nil {
@@ -164,6 +175,9 @@ func (c *Client) connect(p *packet) {
 			s.closed = true
 			s.early = nil
 			s.mu.Unlock()
+			if restored != nil {
+				n.adapter.SaveSession(restored)
+			}
 			n.remove(s)
 			n.adapter.LeaveAll(s.id)
 			c.connectError(p.nsp, err)
@@ -173,6 +187,9 @@ func (c *Client) connect(p *packet) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		if restored != nil {
+			n.adapter.SaveSession(restored) // gone while connecting: it may come back
+		}
 		n.remove(s)
 		n.adapter.LeaveAll(s.id)
 		return

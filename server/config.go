@@ -47,6 +47,12 @@ type Config struct {
 	// RecoveryWindow: connection state recovery window. 0: 2 minutes;
 	// negative: off.
 	RecoveryWindow time.Duration
+	// RecoveryMaxBytes bounds the recovery history each namespace keeps on
+	// this node (memory, redis and redis-sharded adapters), bytes of
+	// payload (estimated). 0: adapter.DefaultMaxHistoryBytes (64 MiB);
+	// negative: no byte bound (at most adapter.MaxHistory broadcasts
+	// still). A client whose offset fell to the bound gets a fresh session.
+	RecoveryMaxBytes int64
 	// AckTimeout is the default timeout of server emits with ack. 0: none.
 	AckTimeout time.Duration
 

@@ -78,7 +78,7 @@ func New(cfg Config) (*Server, error) {
 	srv.nsps = namespaces.New(namespaces.Config{
 		RecoveryWindow: srv.cfg.RecoveryWindow,
 		AckTimeout:     cfg.AckTimeout,
-		Adapter:        srv.cfg.Adapter,
+		Adapter:        historyBound(srv.cfg.Adapter, cfg.RecoveryMaxBytes),
 		Logger:         cfg.Logger,
 		Hooks: namespaces.Hooks{
 			Connect: func(nsp string) {
@@ -237,6 +237,23 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		srv.redis.Close()
 	}
 	return err
+}
+
+// historyBound makes the adapters of mk (nil: memory) bound their recovery
+// history to maxBytes (see Config.RecoveryMaxBytes).
+func historyBound(mk func(string, adapter.Receiver, time.Duration) adapter.Adapter, maxBytes int64) func(string, adapter.Receiver, time.Duration) adapter.Adapter {
+	if mk == nil {
+		mk = func(_ string, recv adapter.Receiver, window time.Duration) adapter.Adapter {
+			return adapter.NewMemory(recv, window)
+		}
+	}
+	return func(nsp string, recv adapter.Receiver, window time.Duration) adapter.Adapter {
+		a := mk(nsp, recv, window)
+		if h, ok := a.(interface{ SetMaxHistoryBytes(int64) }); ok {
+			h.SetMaxHistoryBytes(maxBytes)
+		}
+		return a
+	}
 }
 
 // backplane is what the Redis backplanes have in common.

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/roomcast/roomcast/adapter"
 	"github.com/roomcast/roomcast/clients"
 	"github.com/roomcast/roomcast/server"
 )
@@ -58,6 +59,7 @@ type options struct {
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
 	readTimeout, idleTimeout                                                           time.Duration
 	maxPayload, queueBytes, queuePackets, burst                                        int
+	recoveryMaxBytes                                                                   int64
 	connectRate                                                                        float64
 	allowPublish, publishSelf, pprof                                                   bool
 }
@@ -74,6 +76,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.maxPayload, "max-payload", server.DefaultMaxPayload, "largest accepted message or polling body, bytes")
 	fs.StringVar(&o.cors, "cors-origin", "*", "allowed origins, comma separated (* = any)")
 	fs.DurationVar(&o.recovery, "recovery-window", 2*time.Minute, "connection state recovery window (0 disables)")
+	fs.Int64Var(&o.recoveryMaxBytes, "recovery-max-bytes", adapter.DefaultMaxHistoryBytes, "recovery history bound per namespace, bytes (-1 = no byte bound)")
 	fs.StringVar(&o.namespaces, "namespaces", "", "regular expression of extra hub namespaces, e.g. ^/tenant-[a-z0-9]+$")
 	fs.BoolVar(&o.allowPublish, "allow-publish", true, "whether clients may publish")
 	fs.BoolVar(&o.publishSelf, "publish-self", false, "whether a publisher receives its own message")
@@ -146,26 +149,27 @@ func newLogger(format, level string) (*zap.Logger, error) {
 
 func config(o *options, log *zap.Logger) (server.Config, error) {
 	cfg := server.Config{
-		Addr:           o.addr,
-		Path:           o.path,
-		PingInterval:   o.pingInterval,
-		PingTimeout:    o.pingTimeout,
-		MaxPayload:     o.maxPayload,
-		RecoveryWindow: o.recovery,
-		AckTimeout:     o.ackTime,
-		WriteTimeout:   o.writeTimeout,
-		ReadTimeout:    o.readTimeout,
-		IdleTimeout:    o.idleTimeout,
-		ConnectRate:    o.connectRate,
-		ConnectBurst:   o.burst,
-		DrainWindow:    o.drain,
-		APIKey:         o.apiKey,
-		Logger:         log,
-		Queue:          clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
-		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf},
-		Backplane:      o.backplane,
-		Pprof:          o.pprof,
-		RedisPrefix:    o.redisPrefix,
+		Addr:             o.addr,
+		Path:             o.path,
+		PingInterval:     o.pingInterval,
+		PingTimeout:      o.pingTimeout,
+		MaxPayload:       o.maxPayload,
+		RecoveryWindow:   o.recovery,
+		RecoveryMaxBytes: o.recoveryMaxBytes,
+		AckTimeout:       o.ackTime,
+		WriteTimeout:     o.writeTimeout,
+		ConnectRate:      o.connectRate,
+		ConnectBurst:     o.burst,
+		DrainWindow:      o.drain,
+		APIKey:           o.apiKey,
+		Logger:           log,
+		Queue:            clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
+		Hub:              server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf},
+		Backplane:        o.backplane,
+		Pprof:            o.pprof,
+		RedisPrefix:      o.redisPrefix,
+		ReadTimeout:      o.readTimeout,
+		IdleTimeout:      o.idleTimeout,
 	}
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
