@@ -16,6 +16,9 @@ import (
 const (
 	DefaultRecoveryWindow = 2 * time.Minute
 	DefaultConnectTimeout = 45 * time.Second
+	// DefaultMaxPacketSize is Config.MaxPacketSize's default, bytes: the
+	// Engine.IO default max payload.
+	DefaultMaxPacketSize = 1_000_000
 )
 
 // Config configures the Socket.IO layer. The zero value works.
@@ -30,6 +33,11 @@ type Config struct {
 	// ConnectTimeout closes a connection that joins no namespace in time.
 	// 0: DefaultConnectTimeout (45 s); negative: never.
 	ConnectTimeout time.Duration
+	// MaxPacketSize bounds one incoming packet, its text and binary
+	// attachments together, bytes, as Node's maxHttpBufferSize bounds a
+	// message; a client over it is closed. 0: DefaultMaxPacketSize
+	// (1,000,000); negative: no bound.
+	MaxPacketSize int
 	// Adapter makes the adapter of each namespace. nil: adapter.NewMemory.
 	Adapter func(nsp string, recv adapter.Receiver, recoveryWindow time.Duration) adapter.Adapter
 	// Logger receives the layer's logs. nil: none.
@@ -76,6 +84,9 @@ func New(cfg Config) *Server {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	case cfg.ConnectTimeout < 0:
 		cfg.ConnectTimeout = 0
+	}
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
 	}
 	if cfg.Adapter == nil {
 		cfg.Adapter = func(_ string, recv adapter.Receiver, window time.Duration) adapter.Adapter {

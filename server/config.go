@@ -35,7 +35,8 @@ type Config struct {
 	// PingInterval and PingTimeout drive heartbeats. 0: defaults (25 s, 20 s).
 	PingInterval time.Duration
 	PingTimeout  time.Duration
-	// MaxPayload bounds a message and a polling body, bytes. 0: 1,000,000.
+	// MaxPayload bounds a message, a polling body and a socket.io packet
+	// with its binary attachments, bytes. 0: 1,000,000.
 	MaxPayload int
 	// UpgradeTimeout bounds a polling → WebSocket upgrade. 0: 10 s.
 	UpgradeTimeout time.Duration

@@ -78,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 	srv.nsps = namespaces.New(namespaces.Config{
 		RecoveryWindow: srv.cfg.RecoveryWindow,
 		AckTimeout:     cfg.AckTimeout,
+		MaxPacketSize:  cfg.MaxPayload,
 		Adapter:        srv.cfg.Adapter,
 		Logger:         cfg.Logger,
 		Hooks: namespaces.Hooks{
