@@ -90,7 +90,17 @@ func (c *Client) checkSize(n int) error {
 
 func (c *Client) dispatch(p *packet) error {
 	if p.typ == typeConnect {
+		// The namespace is held while the CONNECT runs, so a dynamic one
+		// is not removed under it; refused, it goes with the release.
+		n, err := c.srv.lookup(p.nsp, true)
+		if errors.Is(err, ErrTooManyNamespaces) {
+			c.connectError(p.nsp, err)
+			return nil
+		}
 		c.connect(p)
+		if n != nil {
+			c.srv.release(n)
+		}
 		return nil
 	}
 	c.mu.Lock()

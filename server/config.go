@@ -10,6 +10,7 @@ import (
 
 	"github.com/roomcast/roomcast/adapter"
 	"github.com/roomcast/roomcast/clients"
+	"github.com/roomcast/roomcast/namespaces"
 )
 
 // Defaults of Config; the README and the flags use the same values.
@@ -23,6 +24,7 @@ const (
 	DefaultWriteTimeout    = 5 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultConnectBurst    = 100
+	DefaultMaxNamespaces   = namespaces.DefaultMaxDynamicNamespaces
 )
 
 // Config configures a Server. The zero value is a working hub on
@@ -71,6 +73,11 @@ type Config struct {
 	Auth Authenticator
 	// Hub configures the built-in hub protocol.
 	Hub HubConfig
+	// MaxNamespaces bounds the dynamic namespaces (Hub.Namespaces) that
+	// exist at once; a CONNECT that would make one more gets the
+	// connect_error "too many namespaces". Empty ones are removed.
+	// 0: DefaultMaxNamespaces (1,000); negative: no bound.
+	MaxNamespaces int
 
 	// Backplane selects the adapter: "" or "memory" (this node only),
 	// "redis" (Redis pub/sub, wire-compatible with Node's

@@ -53,7 +53,7 @@ type options struct {
 	addr, logFormat, logLevel, path, cors, namespaces, apiKey, jwtSecret, jwtPublicKey string
 	policy, backplane, redisURL, redisPrefix                                           string
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
-	maxPayload, queueBytes, queuePackets, burst                                        int
+	maxPayload, queueBytes, queuePackets, burst, maxNamespaces                         int
 	connectRate                                                                        float64
 	allowPublish, publishSelf, pprof                                                   bool
 }
@@ -67,10 +67,11 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.path, "path", server.DefaultPath, "Engine.IO path")
 	fs.DurationVar(&o.pingInterval, "ping-interval", server.DefaultPingInterval, "Engine.IO ping interval")
 	fs.DurationVar(&o.pingTimeout, "ping-timeout", server.DefaultPingTimeout, "Engine.IO ping timeout")
-	fs.IntVar(&o.maxPayload, "max-payload", server.DefaultMaxPayload, "largest accepted message or polling body, bytes")
+	fs.IntVar(&o.maxPayload, "max-payload", server.DefaultMaxPayload, "largest accepted message, polling body or socket.io packet with its attachments, bytes")
 	fs.StringVar(&o.cors, "cors-origin", "*", "allowed origins, comma separated (* = any)")
 	fs.DurationVar(&o.recovery, "recovery-window", 2*time.Minute, "connection state recovery window (0 disables)")
 	fs.StringVar(&o.namespaces, "namespaces", "", "regular expression of extra hub namespaces, e.g. ^/tenant-[a-z0-9]+$")
+	fs.IntVar(&o.maxNamespaces, "max-namespaces", server.DefaultMaxNamespaces, "most --namespaces namespaces at once (empty ones are removed; negative = no bound)")
 	fs.BoolVar(&o.allowPublish, "allow-publish", true, "whether clients may publish")
 	fs.BoolVar(&o.publishSelf, "publish-self", false, "whether a publisher receives its own message")
 	fs.StringVar(&o.apiKey, "api-key", "", "bearer key required by POST /api/v1/emit")
@@ -145,6 +146,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		PingInterval:   o.pingInterval,
 		PingTimeout:    o.pingTimeout,
 		MaxPayload:     o.maxPayload,
+		MaxNamespaces:  o.maxNamespaces,
 		RecoveryWindow: o.recovery,
 		AckTimeout:     o.ackTime,
 		WriteTimeout:   o.writeTimeout,
