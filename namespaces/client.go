@@ -3,6 +3,7 @@ package namespaces
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -34,14 +35,27 @@ type Client struct {
 // the connection with ReasonParseError.
 func (c *Client) OnText(data []byte) error {
 	if c.pending != nil {
-		return errors.New("text packet while binary attachments are pending")
+		return fmt.Errorf("%w: text packet while binary attachments are pending", errPacket)
 	}
 	p, err := decodePacket(data)
 	if err != nil {
 		return err
 	}
 	if p.attachments > 0 {
+		// Binary data is only taken from a client its namespace accepted:
+		// nothing is held for a client that has not authenticated.
+		c.mu.Lock()
+		joined := c.sockets[p.nsp] != nil
+		c.mu.Unlock()
+		if !joined {
+			return fmt.Errorf("%w: binary packet for a namespace the client is not connected to", errPacket)
+		}
+		p.size = len(p.data)
+		if err := c.checkSize(p.size); err != nil {
+			return err
+		}
 		p.data = append([]byte(nil), p.data...) // the transport reuses its buffer
+		p.bins = make([][]byte, 0, p.attachments)
 		c.pending = &p
 		return nil
 	}
@@ -52,7 +66,12 @@ func (c *Client) OnText(data []byte) error {
 func (c *Client) OnBinary(data []byte) error {
 	p := c.pending
 	if p == nil {
-		return errors.New("unexpected binary attachment")
+		return fmt.Errorf("%w: unexpected binary attachment", errPacket)
+	}
+	p.size += len(data)
+	if err := c.checkSize(p.size); err != nil {
+		c.pending = nil
+		return err
 	}
 	p.bins = append(p.bins, append([]byte(nil), data...))
 	if len(p.bins) < p.attachments {
@@ -62,9 +81,27 @@ func (c *Client) OnBinary(data []byte) error {
 	return c.dispatch(p)
 }
 
+// checkSize bounds a packet being received: its text and attachments.
+func (c *Client) checkSize(n int) error {
+	if max := c.srv.cfg.MaxPacketSize; max > 0 && n > max {
+		return fmt.Errorf("%w: packet with attachments over %d bytes", ErrPacketTooLarge, max)
+	}
+	return nil
+}
+
 func (c *Client) dispatch(p *packet) error {
 	if p.typ == typeConnect {
+		// The namespace is held while the CONNECT runs, so a dynamic one
+		// is not removed under it; refused, it goes with the release.
+		n, err := c.srv.lookup(p.nsp, true)
+		if errors.Is(err, ErrTooManyNamespaces) {
+			c.connectError(p.nsp, err)
+			return nil
+		}
 		c.connect(p)
+		if n != nil {
+			c.srv.release(n)
+		}
 		return nil
 	}
 	c.mu.Lock()

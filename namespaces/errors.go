@@ -18,6 +18,12 @@ var (
 	// ErrEventName refuses an emit with an empty or reserved event name.
 	ErrEventName = errors.New("invalid event name")
 	errEncode    = errors.New("cannot encode the emit's arguments")
+	// ErrPacketTooLarge closes a connection whose packet, text and binary
+	// attachments together, is over Config.MaxPacketSize.
+	ErrPacketTooLarge = errors.New("socket.io packet too large")
+	// ErrTooManyNamespaces is the connect_error of a CONNECT that would
+	// create a dynamic namespace over Config.MaxDynamicNamespaces.
+	ErrTooManyNamespaces = errors.New("too many namespaces")
 	// ErrInvalidNamespace is the connect_error of an unknown namespace; its
 	// text is the reference server's, which clients may match on.
 	//lint:ignore ST1005 the protocol's message

@@ -28,6 +28,8 @@ type Namespace struct {
 	name    string
 	adapter adapter.Adapter
 	log     *zap.Logger
+	dynamic bool         // made from a pattern: removed when empty (Server.collect)
+	holds   atomic.Int32 // CONNECTs running on it; changed under srv.mu
 
 	mu        sync.RWMutex
 	sockets   map[string]*Socket

@@ -22,8 +22,10 @@ const (
 	typeBinaryAck    = 6
 )
 
-// maxAttachments bounds the attachment count a client may announce.
-const maxAttachments = 1000
+// maxAttachments bounds the attachment count a client may announce in one
+// packet. Their total size is bounded apart (Config.MaxPacketSize); this
+// bounds the per-attachment overhead of many tiny ones.
+const maxAttachments = 100
 
 // errPacket is the cause of every decoding failure.
 var errPacket = errors.New("invalid socket.io packet")
@@ -37,6 +39,7 @@ type packet struct {
 	attachments int
 	data        []byte
 	bins        [][]byte
+	size        int // bytes held: data and bins, while attachments arrive
 }
 
 // decodePacket parses the text part of a socket.io packet (the Engine.IO

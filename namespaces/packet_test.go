@@ -102,29 +102,6 @@ func TestBadPlaceholder(t *testing.T) {
 	}
 }
 
-// FuzzDecodePacket: decoding untrusted bytes never panics, and what decodes
-// as an event decodes to arguments or a packet error.
-func FuzzDecodePacket(f *testing.F) {
-	for _, s := range []string{"0", `0/a,{"t":1}`, `2["e",1,{"a":[1,2]}]`, `21["e"]`, `3/a,4[1]`,
-		`51-["b",{"_placeholder":true,"num":0}]`, "1/x,", `2/x,["e"`, "5", "6-"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := decodePacket(b)
-		if err != nil {
-			if !errors.Is(err, errPacket) {
-				t.Fatalf("error %v is not a packet error", err)
-			}
-			return
-		}
-		if p.typ == typeEvent || p.typ == typeAck {
-			if _, err := p.args(); err != nil && !errors.Is(err, errPacket) {
-				t.Fatalf("args error %v is not a packet error", err)
-			}
-		}
-	})
-}
-
 func TestOffsetAfter(t *testing.T) {
 	tests := []struct {
 		a, b string

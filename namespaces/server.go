@@ -16,6 +16,11 @@ import (
 const (
 	DefaultRecoveryWindow = 2 * time.Minute
 	DefaultConnectTimeout = 45 * time.Second
+	// DefaultMaxPacketSize is Config.MaxPacketSize's default, bytes: the
+	// Engine.IO default max payload.
+	DefaultMaxPacketSize = 1_000_000
+	// DefaultMaxDynamicNamespaces is Config.MaxDynamicNamespaces' default.
+	DefaultMaxDynamicNamespaces = 1000
 )
 
 // Config configures the Socket.IO layer. The zero value works.
@@ -30,6 +35,16 @@ type Config struct {
 	// ConnectTimeout closes a connection that joins no namespace in time.
 	// 0: DefaultConnectTimeout (45 s); negative: never.
 	ConnectTimeout time.Duration
+	// MaxPacketSize bounds one incoming packet, its text and binary
+	// attachments together, bytes, as Node's maxHttpBufferSize bounds a
+	// message; a client over it is closed. 0: DefaultMaxPacketSize
+	// (1,000,000); negative: no bound.
+	MaxPacketSize int
+	// MaxDynamicNamespaces bounds the namespaces made from OfPattern that
+	// exist at once; a CONNECT that would make one more gets a
+	// connect_error (ErrTooManyNamespaces). An empty dynamic namespace is
+	// removed. 0: DefaultMaxDynamicNamespaces (1,000); negative: no bound.
+	MaxDynamicNamespaces int
 	// Adapter makes the adapter of each namespace. nil: adapter.NewMemory.
 	Adapter func(nsp string, recv adapter.Receiver, recoveryWindow time.Duration) adapter.Adapter
 	// Logger receives the layer's logs. nil: none.
@@ -38,13 +53,16 @@ type Config struct {
 	Hooks Hooks
 }
 
-// Hooks observe the life of sockets. Each field may be nil; they must not
+// Hooks observe the life of sockets and dynamic namespaces. Each field may be nil; they must not
 // block.
 type Hooks struct {
 	Connect    func(nsp string)
 	Disconnect func(nsp string, reason clients.Reason)
 	// ConnectError observes a refused namespace connection.
 	ConnectError func(nsp string, err error)
+	// NamespaceRemoved observes the removal of an empty dynamic namespace,
+	// after every other hook of its sockets ran.
+	NamespaceRemoved func(nsp string)
 }
 
 // Server is the set of namespaces of one roomcast server.
@@ -55,6 +73,7 @@ type Server struct {
 	mu       sync.RWMutex
 	nsps     map[string]*Namespace
 	patterns []pattern
+	dynamic  int // namespaces in nsps made from patterns
 	closed   bool
 }
 
@@ -76,6 +95,12 @@ func New(cfg Config) *Server {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	case cfg.ConnectTimeout < 0:
 		cfg.ConnectTimeout = 0
+	}
+	if cfg.MaxDynamicNamespaces == 0 {
+		cfg.MaxDynamicNamespaces = DefaultMaxDynamicNamespaces
+	}
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
 	}
 	if cfg.Adapter == nil {
 		cfg.Adapter = func(_ string, recv adapter.Receiver, window time.Duration) adapter.Adapter {
@@ -112,7 +137,10 @@ func (s *Server) ofLocked(name string) *Namespace {
 }
 
 // OfPattern creates, on a client's first connect, a namespace for each name
-// that re matches, and calls setup on it before the client joins.
+// that re matches, and calls setup on it before the client joins. Such a
+// dynamic namespace is removed when its last socket leaves (its adapter
+// closed, Hooks.NamespaceRemoved called); at most
+// Config.MaxDynamicNamespaces exist at once.
 func (s *Server) OfPattern(re *regexp.Regexp, setup func(*Namespace)) {
 	s.mu.Lock()
 	s.patterns = append(s.patterns, pattern{re: re, setup: setup})
@@ -120,30 +148,82 @@ func (s *Server) OfPattern(re *regexp.Regexp, setup func(*Namespace)) {
 }
 
 // Lookup finds a namespace by name, creating a dynamic one whose pattern
-// matches; nil when none.
+// matches; nil when none, or when creating one would pass
+// Config.MaxDynamicNamespaces.
 func (s *Server) Lookup(name string) *Namespace {
+	n, _ := s.lookup(name, false)
+	return n
+}
+
+// lookup finds or creates a namespace; hold pins it against removal until
+// release. Errors: ErrInvalidNamespace, ErrTooManyNamespaces.
+func (s *Server) lookup(name string, hold bool) (*Namespace, error) {
 	s.mu.RLock()
 	n := s.nsps[name]
-	closed := s.closed
+	if n != nil && hold {
+		n.holds.Add(1) // under s.mu: collect cannot run meanwhile
+	}
 	s.mu.RUnlock()
-	if n != nil || closed {
-		return n
+	if n != nil {
+		return n, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n := s.nsps[name]; n != nil {
-		return n
-	}
-	for _, p := range s.patterns {
-		if p.re.MatchString(name) {
-			n := s.ofLocked(name)
+	if n = s.nsps[name]; n == nil && !s.closed {
+		for _, p := range s.patterns {
+			if !p.re.MatchString(name) {
+				continue
+			}
+			if max := s.cfg.MaxDynamicNamespaces; max > 0 && s.dynamic >= max {
+				return nil, ErrTooManyNamespaces
+			}
+			n = s.ofLocked(name)
+			n.dynamic = true
+			s.dynamic++
 			if p.setup != nil {
 				p.setup(n)
 			}
-			return n
+			break
 		}
 	}
-	return nil
+	if n == nil {
+		return nil, ErrInvalidNamespace
+	}
+	if hold {
+		n.holds.Add(1)
+	}
+	return n, nil
+}
+
+// release ends a hold of lookup and removes the namespace if it is an
+// empty dynamic one.
+func (s *Server) release(n *Namespace) {
+	n.holds.Add(-1)
+	s.collect(n)
+}
+
+// collect removes n if it is dynamic, has no socket and no hold: a name a
+// client made up leaves nothing behind (as Node's
+// cleanupEmptyChildNamespaces). Sessions its adapter kept for recovery go
+// with it.
+func (s *Server) collect(n *Namespace) {
+	if !n.dynamic {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || n.holds.Load() > 0 || s.nsps[n.name] != n || n.Len() > 0 {
+		return
+	}
+	delete(s.nsps, n.name)
+	s.dynamic--
+	// Under s.mu: a namespace of the same name made next must not see
+	// this adapter's unsubscribes come after its subscribes.
+	n.adapter.Close()
+	if h := s.cfg.Hooks.NamespaceRemoved; h != nil {
+		h(n.name)
+	}
+	n.log.Debug("namespace removed")
 }
 
 // Namespaces lists the namespaces that exist now.

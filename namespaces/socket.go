@@ -533,4 +533,5 @@ func (s *Socket) closeWith(reason clients.Reason) {
 		}
 		n.log.Debug("socket disconnected", zap.String("sid", s.id), zap.Stringer("reason", reason))
 	}
+	n.srv.collect(n)
 }

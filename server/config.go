@@ -10,6 +10,7 @@ import (
 
 	"github.com/roomcast/roomcast/adapter"
 	"github.com/roomcast/roomcast/clients"
+	"github.com/roomcast/roomcast/namespaces"
 )
 
 // Defaults of Config; the README and the flags use the same values.
@@ -25,6 +26,7 @@ const (
 	DefaultIdleTimeout     = 60 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultConnectBurst    = 100
+	DefaultMaxNamespaces   = namespaces.DefaultMaxDynamicNamespaces
 )
 
 // Config configures a Server. The zero value is a working hub on
@@ -37,7 +39,8 @@ type Config struct {
 	// PingInterval and PingTimeout drive heartbeats. 0: defaults (25 s, 20 s).
 	PingInterval time.Duration
 	PingTimeout  time.Duration
-	// MaxPayload bounds a message and a polling body, bytes. 0: 1,000,000.
+	// MaxPayload bounds a message, a polling body and a socket.io packet
+	// with its binary attachments, bytes. 0: 1,000,000.
 	MaxPayload int
 	// UpgradeTimeout bounds a polling → WebSocket upgrade. 0: 10 s.
 	UpgradeTimeout time.Duration
@@ -87,6 +90,11 @@ type Config struct {
 	Auth Authenticator
 	// Hub configures the built-in hub protocol.
 	Hub HubConfig
+	// MaxNamespaces bounds the dynamic namespaces (Hub.Namespaces) that
+	// exist at once; a CONNECT that would make one more gets the
+	// connect_error "too many namespaces". Empty ones are removed.
+	// 0: DefaultMaxNamespaces (1,000); negative: no bound.
+	MaxNamespaces int
 
 	// Backplane selects the adapter: "" or "memory" (this node only),
 	// "redis" (Redis pub/sub, wire-compatible with Node's

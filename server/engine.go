@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -137,6 +138,9 @@ func (s *session) onPong() {
 // onMessage handles one Engine.IO packet from the peer. It returns false
 // when the session must end (it has then been closed).
 func (s *session) onMessage(data []byte, binary bool) bool {
+	if closed, _ := s.isClosed(); closed {
+		return false // what a peer sends after its close is not handled (nor logged)
+	}
 	if binary {
 		if err := s.client.OnBinary(data); err != nil {
 			s.protocolError(err)
@@ -170,6 +174,10 @@ func (s *session) onMessage(data []byte, binary bool) bool {
 
 func (s *session) protocolError(err error) {
 	s.log().Info("closing connection on bad packet", zap.Error(err))
+	if errors.Is(err, namespaces.ErrPacketTooLarge) {
+		s.Close(clients.ReasonPayloadTooLarge)
+		return
+	}
 	s.Close(clients.ReasonParseError)
 }
 

@@ -90,3 +90,12 @@ func (m *metrics) observeSent(entries []clients.Entry) {
 		}
 	}
 }
+
+// forgetNamespace removes the series of a namespace that no longer exists
+// (an empty dynamic one), so names clients made up do not pile up.
+func (m *metrics) forgetNamespace(nsp string) {
+	m.sockets.DeleteLabelValues(nsp)
+	m.connects.DeleteLabelValues(nsp)
+	m.connectErrs.DeleteLabelValues(nsp)
+	m.disconnects.DeletePartialMatch(prometheus.Labels{"namespace": nsp})
+}

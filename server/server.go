@@ -78,8 +78,11 @@ func New(cfg Config) (*Server, error) {
 	srv.nsps = namespaces.New(namespaces.Config{
 		RecoveryWindow: srv.cfg.RecoveryWindow,
 		AckTimeout:     cfg.AckTimeout,
+		MaxPacketSize:  cfg.MaxPayload,
 		Adapter:        historyBound(srv.cfg.Adapter, cfg.RecoveryMaxBytes),
 		Logger:         cfg.Logger,
+		// 0 is the same default in both packages.
+		MaxDynamicNamespaces: cfg.MaxNamespaces,
 		Hooks: namespaces.Hooks{
 			Connect: func(nsp string) {
 				m.sockets.WithLabelValues(nsp).Inc()
@@ -90,11 +93,15 @@ func New(cfg Config) (*Server, error) {
 				m.disconnects.WithLabelValues(nsp, r.String()).Inc()
 			},
 			ConnectError: func(nsp string, err error) {
-				if errors.Is(err, namespaces.ErrInvalidNamespace) {
+				switch {
+				case errors.Is(err, namespaces.ErrInvalidNamespace):
 					nsp = "invalid"
+				case errors.Is(err, namespaces.ErrTooManyNamespaces):
+					nsp = "over_limit" // not a namespace: one series, not one per name
 				}
 				m.connectErrs.WithLabelValues(nsp).Inc()
 			},
+			NamespaceRemoved: m.forgetNamespace,
 		},
 	})
 	if !cfg.Hub.Disabled {

@@ -11,9 +11,6 @@ import (
 	"time"
 )
 
-// safetyNet bounds each wait below; the waits end on events (a response, a
-// closed connection) long before it on a working server.
-const safetyNet = 20 * time.Second
 
 // A polling POST that announces more than it sends is answered and closed
 // once the read timeout passes, and an idle keep-alive connection is closed

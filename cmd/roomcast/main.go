@@ -58,8 +58,8 @@ type options struct {
 	policy, backplane, redisURL, redisPrefix                                           string
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
 	readTimeout, idleTimeout                                                           time.Duration
-	maxPayload, queueBytes, queuePackets, burst                                        int
 	recoveryMaxBytes                                                                   int64
+	maxPayload, queueBytes, queuePackets, burst, maxNamespaces                         int
 	connectRate                                                                        float64
 	allowPublish, publishSelf, pprof                                                   bool
 }
@@ -73,11 +73,12 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.path, "path", server.DefaultPath, "Engine.IO path")
 	fs.DurationVar(&o.pingInterval, "ping-interval", server.DefaultPingInterval, "Engine.IO ping interval")
 	fs.DurationVar(&o.pingTimeout, "ping-timeout", server.DefaultPingTimeout, "Engine.IO ping timeout")
-	fs.IntVar(&o.maxPayload, "max-payload", server.DefaultMaxPayload, "largest accepted message or polling body, bytes")
+	fs.IntVar(&o.maxPayload, "max-payload", server.DefaultMaxPayload, "largest accepted message, polling body or socket.io packet with its attachments, bytes")
 	fs.StringVar(&o.cors, "cors-origin", "*", "allowed origins, comma separated (* = any)")
 	fs.DurationVar(&o.recovery, "recovery-window", 2*time.Minute, "connection state recovery window (0 disables)")
 	fs.Int64Var(&o.recoveryMaxBytes, "recovery-max-bytes", adapter.DefaultMaxHistoryBytes, "recovery history bound per namespace, bytes (-1 = no byte bound)")
 	fs.StringVar(&o.namespaces, "namespaces", "", "regular expression of extra hub namespaces, e.g. ^/tenant-[a-z0-9]+$")
+	fs.IntVar(&o.maxNamespaces, "max-namespaces", server.DefaultMaxNamespaces, "most --namespaces namespaces at once (empty ones are removed; negative = no bound)")
 	fs.BoolVar(&o.allowPublish, "allow-publish", true, "whether clients may publish")
 	fs.BoolVar(&o.publishSelf, "publish-self", false, "whether a publisher receives its own message")
 	fs.StringVar(&o.apiKey, "api-key", "", "bearer key required by POST /api/v1/emit")
@@ -170,6 +171,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		RedisPrefix:      o.redisPrefix,
 		ReadTimeout:      o.readTimeout,
 		IdleTimeout:      o.idleTimeout,
+		MaxNamespaces:    o.maxNamespaces,
 	}
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
