@@ -23,6 +23,9 @@ const (
 	DefaultWriteTimeout    = 5 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultConnectBurst    = 100
+	// DefaultMaxRoomsPerSocket bounds the rooms a socket may be in for a
+	// client's hub join to succeed (HubConfig.MaxRoomsPerSocket).
+	DefaultMaxRoomsPerSocket = 1000
 )
 
 // Config configures a Server. The zero value is a working hub on
@@ -107,6 +110,15 @@ type HubConfig struct {
 	// Namespaces, when set, serves the hub on every namespace it matches,
 	// besides "/".
 	Namespaces *regexp.Regexp
+	// MaxRoomsPerSocket refuses a client's join ({error}) while the socket
+	// is in this many rooms (every room counts, its own id room and
+	// user: room included; server-side joins are not limited). 0:
+	// DefaultMaxRoomsPerSocket (1,000); negative: unlimited.
+	MaxRoomsPerSocket int
+	// Authorize, when set, is asked for every client join, leave and
+	// publish, after the reserved names and the JWT RoomsClaim. nil: any
+	// non-reserved room (publishing does not require membership).
+	Authorize AuthorizeFunc
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -136,6 +148,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ConnectBurst == 0 {
 		c.ConnectBurst = DefaultConnectBurst
+	}
+	if c.Hub.MaxRoomsPerSocket == 0 {
+		c.Hub.MaxRoomsPerSocket = DefaultMaxRoomsPerSocket
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

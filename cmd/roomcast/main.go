@@ -54,6 +54,7 @@ type options struct {
 	policy, backplane, redisURL, redisPrefix                                           string
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
 	maxPayload, queueBytes, queuePackets, burst                                        int
+	maxRooms                                                                           int
 	connectRate                                                                        float64
 	allowPublish, publishSelf, pprof                                                   bool
 }
@@ -73,6 +74,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.namespaces, "namespaces", "", "regular expression of extra hub namespaces, e.g. ^/tenant-[a-z0-9]+$")
 	fs.BoolVar(&o.allowPublish, "allow-publish", true, "whether clients may publish")
 	fs.BoolVar(&o.publishSelf, "publish-self", false, "whether a publisher receives its own message")
+	fs.IntVar(&o.maxRooms, "max-rooms-per-socket", server.DefaultMaxRoomsPerSocket, "a client join beyond this many rooms of its socket gets {error} (negative = unlimited)")
 	fs.StringVar(&o.apiKey, "api-key", "", "bearer key required by POST /api/v1/emit")
 	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret: CONNECT then needs auth.token")
 	fs.StringVar(&o.jwtPublicKey, "jwt-public-key", "", "PEM file with an RS256 public key: CONNECT then needs auth.token")
@@ -154,7 +156,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		APIKey:         o.apiKey,
 		Logger:         log,
 		Queue:          clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
-		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf},
+		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf, MaxRoomsPerSocket: o.maxRooms},
 		Backplane:      o.backplane,
 		Pprof:          o.pprof,
 		RedisPrefix:    o.redisPrefix,
