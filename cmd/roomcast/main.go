@@ -52,11 +52,12 @@ func main() {
 type options struct {
 	addr, logFormat, logLevel, path, cors, namespaces, apiKey, jwtSecret, jwtPublicKey string
 	policy, backplane, redisURL, redisPrefix                                           string
+	metricsAddr, pprofAddr                                                             string
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
 	maxPayload, queueBytes, queuePackets, burst                                        int
 	maxRooms                                                                           int
 	connectRate                                                                        float64
-	allowPublish, publishSelf, pprof                                                   bool
+	allowPublish, publishSelf, pprof, apiInsecure                                      bool
 }
 
 func parse(args []string) (*options, error) {
@@ -69,13 +70,14 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.pingInterval, "ping-interval", server.DefaultPingInterval, "Engine.IO ping interval")
 	fs.DurationVar(&o.pingTimeout, "ping-timeout", server.DefaultPingTimeout, "Engine.IO ping timeout")
 	fs.IntVar(&o.maxPayload, "max-payload", server.DefaultMaxPayload, "largest accepted message or polling body, bytes")
-	fs.StringVar(&o.cors, "cors-origin", "*", "allowed origins, comma separated (* = any)")
+	fs.StringVar(&o.cors, "cors-origin", "*", "allowed origins, comma separated (* = any, without credentials; listed origins get credentials)")
 	fs.DurationVar(&o.recovery, "recovery-window", 2*time.Minute, "connection state recovery window (0 disables)")
 	fs.StringVar(&o.namespaces, "namespaces", "", "regular expression of extra hub namespaces, e.g. ^/tenant-[a-z0-9]+$")
 	fs.BoolVar(&o.allowPublish, "allow-publish", true, "whether clients may publish")
 	fs.BoolVar(&o.publishSelf, "publish-self", false, "whether a publisher receives its own message")
 	fs.IntVar(&o.maxRooms, "max-rooms-per-socket", server.DefaultMaxRoomsPerSocket, "a client join beyond this many rooms of its socket gets {error} (negative = unlimited)")
-	fs.StringVar(&o.apiKey, "api-key", "", "bearer key required by POST /api/v1/emit")
+	fs.StringVar(&o.apiKey, "api-key", "", "bearer key required by every /api/v1 route (required unless --addr is loopback or --api-insecure)")
+	fs.BoolVar(&o.apiInsecure, "api-insecure", false, "serve the HTTP API without --api-key on a non-loopback --addr (behind an authenticating proxy only)")
 	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret: CONNECT then needs auth.token")
 	fs.StringVar(&o.jwtPublicKey, "jwt-public-key", "", "PEM file with an RS256 public key: CONNECT then needs auth.token")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "graceful shutdown deadline")
@@ -87,7 +89,9 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.policy, "send-queue-policy", "disconnect", "full send queue policy: disconnect, drop-oldest or coalesce")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "a write taking longer closes the connection")
 	fs.DurationVar(&o.ackTime, "ack-timeout", 0, "default timeout of server emits with ack (0 = none)")
-	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (keep off in production unless protected)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ with /metrics (refused off loopback: use --pprof-addr)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (and --pprof) on this address instead of --addr")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go profiles on this address, loopback or not (implies --pprof)")
 	fs.StringVar(&o.backplane, "adapter", "memory", "adapter: memory, redis, redis-sharded or redis-streams")
 	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis of the redis adapter")
 	fs.StringVar(&o.redisPrefix, "redis-prefix", "socket.io", "channel prefix of the redis adapter")
@@ -154,6 +158,9 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		ConnectBurst:   o.burst,
 		DrainWindow:    o.drain,
 		APIKey:         o.apiKey,
+		APIInsecure:    o.apiInsecure,
+		MetricsAddr:    o.metricsAddr,
+		PprofAddr:      o.pprofAddr,
 		Logger:         log,
 		Queue:          clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
 		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf, MaxRoomsPerSocket: o.maxRooms},
