@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -13,9 +15,74 @@ import (
 )
 
 // The HTTP API for backends in other languages: emit (with acks), fetch
-// sockets, make sockets join, leave or disconnect, server-side emit. Every
-// route takes the bearer key when Config.APIKey is set. Operations reach
-// every node of the cluster through the adapter.
+// sockets, make sockets join, leave or disconnect, server-side emit.
+// Operations reach every node of the cluster through the adapter.
+//
+// Safe by default: every route takes the bearer key when Config.APIKey is
+// set, and New refuses a non-loopback Addr without a key (unless
+// Config.APIInsecure); POSTs must be application/json, so a cross-site
+// form or text/plain POST never reaches a handler; handshake secrets are
+// redacted in /api/v1/sockets; every error is a JSON body.
+
+// Bounds of POST /api/v1/emit's "timeout" (milliseconds) for acks.
+const (
+	DefaultAPIAckTimeout = 5 * time.Second
+	MaxAPIAckTimeout     = 5 * time.Minute
+)
+
+// apiRoute is one route of the HTTP API.
+type apiRoute struct {
+	method string
+	h      http.HandlerFunc
+}
+
+// apiHandler serves /api/: key check, route, method and content type, in
+// that order, each refusal a JSON error.
+func (srv *Server) apiHandler() http.Handler {
+	routes := map[string]apiRoute{
+		"/api/v1/emit":        {http.MethodPost, api(srv, srv.serveEmit)},
+		"/api/v1/sockets":     {http.MethodGet, api(srv, srv.serveSockets)},
+		"/api/v1/rooms":       {http.MethodPost, api(srv, srv.serveRooms)},
+		"/api/v1/disconnect":  {http.MethodPost, api(srv, srv.serveDisconnect)},
+		"/api/v1/server-emit": {http.MethodPost, api(srv, srv.serveServerEmit)},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if srv.cfg.APIKey != "" && !bearerOK(r.Header.Get("Authorization"), srv.cfg.APIKey) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="roomcast"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "missing or wrong bearer key"})
+			return
+		}
+		rt, ok := routes[r.URL.Path]
+		if !ok {
+			writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such API route " + r.URL.Path})
+			return
+		}
+		allowed := rt.method
+		if rt.method == http.MethodGet {
+			allowed += ", HEAD"
+		}
+		if r.Method != rt.method && !(r.Method == http.MethodHead && rt.method == http.MethodGet) {
+			w.Header().Set("Allow", allowed)
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": "method " + r.Method + " not allowed; use " + rt.method})
+			return
+		}
+		if r.Method == http.MethodPost {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || mt != "application/json" {
+				writeJSON(w, http.StatusUnsupportedMediaType, map[string]any{"error": "Content-Type must be application/json"})
+				return
+			}
+		}
+		rt.h(w, r)
+	})
+}
+
+// bearerOK checks an Authorization header: scheme Bearer (any case), then
+// the key.
+func bearerOK(header, key string) bool {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(header), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && constantTimeEqual(strings.TrimSpace(cred), key)
+}
 
 // selector picks sockets: a namespace, rooms (all when empty), except.
 type selector struct {
@@ -36,21 +103,24 @@ func (srv *Server) broadcastFor(w http.ResponseWriter, sel selector) *namespaces
 	return nsp.To(sel.Rooms...).Except(sel.Except...)
 }
 
-// api wraps a JSON API handler: key check, body decoding into T.
+// api wraps a JSON API handler: body decoding into T (one JSON object, no
+// unknown fields, nothing after it).
 func api[T any](srv *Server, h func(w http.ResponseWriter, r *http.Request, req *T)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if srv.cfg.APIKey != "" {
-			auth := r.Header.Get("Authorization")
-			if !strings.HasPrefix(auth, "Bearer ") || !constantTimeEqual(auth[len("Bearer "):], srv.cfg.APIKey) {
-				writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "missing or wrong bearer key"})
-				return
-			}
-		}
 		req := new(T)
 		if r.Method == http.MethodPost {
 			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(srv.cfg.MaxPayload)))
 			dec.DisallowUnknownFields()
-			if err := dec.Decode(req); err != nil {
+			err := dec.Decode(req)
+			if err == nil && dec.Decode(new(json.RawMessage)) != io.EOF {
+				err = errors.New("data after the JSON object")
+			}
+			if err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": fmt.Sprintf("body larger than %d bytes", tooBig.Limit)})
+					return
+				}
 				writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("bad JSON: %v", err)})
 				return
 			}
@@ -66,7 +136,8 @@ type emitRequest struct {
 	Data     json.RawMessage `json:"data"`
 	Volatile bool            `json:"volatile"`
 	Coalesce string          `json:"coalesce"`
-	// Ack waits for every recipient's answer (up to TimeoutMS, default 5 s).
+	// Ack waits for every recipient's answer (up to TimeoutMS: 0 means
+	// DefaultAPIAckTimeout, at most MaxAPIAckTimeout).
 	Ack       bool `json:"ack"`
 	TimeoutMS int  `json:"timeout"`
 }
@@ -74,6 +145,10 @@ type emitRequest struct {
 func (srv *Server) serveEmit(w http.ResponseWriter, r *http.Request, req *emitRequest) {
 	if req.Event == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "event is required"})
+		return
+	}
+	if req.TimeoutMS < 0 || int64(req.TimeoutMS) > MaxAPIAckTimeout.Milliseconds() {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("timeout must be 0 (default) to %d ms", MaxAPIAckTimeout.Milliseconds())})
 		return
 	}
 	b := srv.broadcastFor(w, req.selector)
@@ -91,7 +166,7 @@ func (srv *Server) serveEmit(w http.ResponseWriter, r *http.Request, req *emitRe
 		args = append(args, req.Data)
 	}
 	if req.Ack {
-		timeout := 5 * time.Second
+		timeout := DefaultAPIAckTimeout
 		if req.TimeoutMS > 0 {
 			timeout = time.Duration(req.TimeoutMS) * time.Millisecond
 		}
@@ -126,6 +201,9 @@ func (srv *Server) serveSockets(w http.ResponseWriter, r *http.Request, _ *struc
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	socks, err := b.FetchSockets(ctx)
+	for i := range socks {
+		socks[i].Handshake = redactHandshake(socks[i].Handshake)
+	}
 	out := map[string]any{"sockets": socks}
 	if socks == nil {
 		out["sockets"] = []any{}

@@ -16,6 +16,9 @@ type Identity struct {
 	// UserID feeds ToUser: the socket joins room "user:<UserID>".
 	UserID string
 	Claims map[string]any
+	// Rooms, when not nil, are the room patterns (see RoomsClaim) the
+	// socket may join and publish to; nil: no restriction by identity.
+	Rooms []string
 }
 
 // Authenticator checks a CONNECT's auth payload (and handshake).
@@ -34,6 +37,9 @@ func authMiddleware(a Authenticator) namespaces.ConnectMiddleware {
 			return &namespaces.ConnectError{Message: errUnauthorized.Message, Data: map[string]any{"reason": err.Error()}}
 		}
 		s.Set("user", id.UserID)
+		if id.Rooms != nil {
+			s.Set(roomsKey, id.Rooms)
+		}
 		if id.UserID != "" {
 			s.Join(UserRoom(id.UserID))
 		}
@@ -42,7 +48,7 @@ func authMiddleware(a Authenticator) namespaces.ConnectMiddleware {
 }
 
 // JWT verifies `auth.token` as an HS256 or RS256 JSON Web Token; the `sub`
-// claim is the user id.
+// claim is the user id, the optional RoomsClaim limits the rooms.
 type JWT struct {
 	// Secret verifies HS256 tokens.
 	Secret []byte
@@ -87,7 +93,11 @@ func (j *JWT) Authenticate(auth map[string]any, _ namespaces.Handshake) (Identit
 	if sub == "" {
 		return Identity{}, errors.New("token has no sub claim")
 	}
-	return Identity{UserID: sub, Claims: claims}, nil
+	rooms, err := parseRoomPatterns(claims)
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{UserID: sub, Claims: claims, Rooms: rooms}, nil
 }
 
 func constantTimeEqual(a, b string) bool {

@@ -27,6 +27,9 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultConnectBurst    = 100
 	DefaultMaxNamespaces   = namespaces.DefaultMaxDynamicNamespaces
+	// DefaultMaxRoomsPerSocket bounds the rooms a socket may be in for a
+	// client's hub join to succeed (HubConfig.MaxRoomsPerSocket).
+	DefaultMaxRoomsPerSocket = 1000
 )
 
 // Config configures a Server. The zero value is a working hub on
@@ -44,7 +47,11 @@ type Config struct {
 	MaxPayload int
 	// UpgradeTimeout bounds a polling → WebSocket upgrade. 0: 10 s.
 	UpgradeTimeout time.Duration
-	// CORSOrigins lists allowed origins; empty or "*" allows any.
+	// CORSOrigins lists allowed origins (exact "scheme://host[:port]"); a
+	// listed origin gets credentialed CORS (reflected, with
+	// Access-Control-Allow-Credentials). Empty or "*": any origin, answered
+	// with Access-Control-Allow-Origin "*" and no credentials. Other origins
+	// get 403.
 	CORSOrigins []string
 
 	// RecoveryWindow: connection state recovery window. 0: 2 minutes;
@@ -84,8 +91,14 @@ type Config struct {
 	// long, so clients do not all reconnect elsewhere at once. 0: at once.
 	DrainWindow time.Duration
 
-	// APIKey, when set, is the bearer key POST /api/v1/emit requires.
+	// APIKey, when set, is the bearer key every /api/v1 route requires
+	// (Authorization: Bearer <key>, scheme in any case). Without it the API
+	// is open, and New (and Serve) refuse a non-loopback address unless
+	// APIInsecure is set.
 	APIKey string
+	// APIInsecure serves the HTTP API without a key on any address (for an
+	// API behind a proxy that authenticates). Default false.
+	APIInsecure bool
 	// Auth, when set, authenticates every CONNECT of the hub namespaces.
 	Auth Authenticator
 	// Hub configures the built-in hub protocol.
@@ -112,8 +125,17 @@ type Config struct {
 	// ignored): for programs that bring their own.
 	Adapter func(nsp string, recv adapter.Receiver, recoveryWindow time.Duration) adapter.Adapter
 
-	// Pprof serves Go's profiles at /debug/pprof/.
+	// MetricsAddr, when set, serves /metrics (and pprof with Pprof) on a
+	// listener of its own at this address instead of the main one. "": on
+	// the main listener.
+	MetricsAddr string
+	// Pprof serves Go's profiles at /debug/pprof/ with /metrics (on
+	// MetricsAddr, else the main listener); New refuses it when that
+	// address is not loopback: give PprofAddr explicitly instead.
 	Pprof bool
+	// PprofAddr, when set, serves Go's profiles on a listener of its own at
+	// this address, loopback or not (Pprof is then implied). "": see Pprof.
+	PprofAddr string
 
 	// Logger: nil means no logs.
 	Logger *zap.Logger
@@ -132,6 +154,15 @@ type HubConfig struct {
 	// Namespaces, when set, serves the hub on every namespace it matches,
 	// besides "/".
 	Namespaces *regexp.Regexp
+	// MaxRoomsPerSocket refuses a client's join ({error}) while the socket
+	// is in this many rooms (every room counts, its own id room and
+	// user: room included; server-side joins are not limited). 0:
+	// DefaultMaxRoomsPerSocket (1,000); negative: unlimited.
+	MaxRoomsPerSocket int
+	// Authorize, when set, is asked for every client join, leave and
+	// publish, after the reserved names and the JWT RoomsClaim. nil: any
+	// non-reserved room (publishing does not require membership).
+	Authorize AuthorizeFunc
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -168,6 +199,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ConnectBurst == 0 {
 		c.ConnectBurst = DefaultConnectBurst
 	}
+	if c.Hub.MaxRoomsPerSocket == 0 {
+		c.Hub.MaxRoomsPerSocket = DefaultMaxRoomsPerSocket
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -185,6 +219,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ConnectRate < 0 || c.ConnectBurst < 0 || c.DrainWindow < 0 {
 		return c, fmt.Errorf("%w: connect rate, connect burst and drain window must not be negative", ErrBadConfig)
+	}
+	if err := c.checkOps(); err != nil {
+		return c, err
 	}
 	return c, nil
 }

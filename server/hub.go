@@ -16,11 +16,17 @@ const (
 	roomChars  = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-:./@#"
 )
 
+// socketIDLen is the length of a socket id: 15 random bytes in unpadded
+// base64url, as clients.NewID and Node's base64id make them.
+const socketIDLen = 20
+
 var (
 	errRoomType     = errors.New("room must be a string")
 	errRoomLength   = errors.New("room must be 1 to 128 characters")
 	errRoomChars    = errors.New("room may only contain letters, digits and _ - : . / @ #")
 	errRoomReserved = errors.New("rooms starting with user: are reserved")
+	errRoomSocketID = errors.New("rooms of 20 letters, digits, _ and - are reserved: they are socket ids")
+	errRoomLimit    = errors.New("too many rooms: leave one first")
 	errPublishOff   = errors.New("publishing is disabled on this server")
 	errPublishShape = errors.New("publish takes {room, event, data}")
 )
@@ -42,7 +48,28 @@ func ValidRoom(v any) (string, error) {
 	if strings.HasPrefix(room, "user:") {
 		return "", errRoomReserved
 	}
+	if looksLikeSocketID(room) {
+		return "", errRoomSocketID
+	}
 	return room, nil
+}
+
+// looksLikeSocketID reports whether room has the shape of a socket id. Every
+// socket is in the room of its own id, on every node of a cluster (Node
+// nodes included), so the hub reserves the shape rather than the ids it
+// knows: a client must not read or inject into another socket's private
+// room, nor leave its own.
+func looksLikeSocketID(room string) bool {
+	if len(room) != socketIDLen {
+		return false
+	}
+	for i := 0; i < len(room); i++ {
+		c := room[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // PingEvent is the server-side event every roomcast node answers with
@@ -84,12 +111,36 @@ func arg(ev *namespaces.Event, i int) any {
 	return nil
 }
 
+// roomLimit refuses a client join beyond Hub.MaxRoomsPerSocket rooms (every
+// room the socket is in counts, its own id room included); joining a room
+// the socket is already in always succeeds.
+func (srv *Server) roomLimit(s *namespaces.Socket, room string) error {
+	max := srv.cfg.Hub.MaxRoomsPerSocket
+	if max < 0 {
+		return nil
+	}
+	rooms := s.Rooms()
+	if len(rooms) < max {
+		return nil
+	}
+	for _, r := range rooms {
+		if r == room {
+			return nil
+		}
+	}
+	return errRoomLimit
+}
+
 // hubHandlers registers the hub's handlers on a namespace.
 func (srv *Server) hubHandlers(n *namespaces.Namespace) {
 	n.On("join", func(ev *namespaces.Event) {
 		s := ev.Socket
-		room, err := ValidRoom(arg(ev, 0))
+		room, err := srv.authorizeRoom(s, ActionJoin, arg(ev, 0))
 		if err != nil {
+			ackErr(ev, err)
+			return
+		}
+		if err := srv.roomLimit(s, room); err != nil {
 			ackErr(ev, err)
 			return
 		}
@@ -98,7 +149,7 @@ func (srv *Server) hubHandlers(n *namespaces.Namespace) {
 	})
 	n.On("leave", func(ev *namespaces.Event) {
 		s := ev.Socket
-		room, err := ValidRoom(arg(ev, 0))
+		room, err := srv.authorizeRoom(s, ActionLeave, arg(ev, 0))
 		if err != nil {
 			ackErr(ev, err)
 			return
@@ -117,7 +168,7 @@ func (srv *Server) hubHandlers(n *namespaces.Namespace) {
 			ackErr(ev, errPublishShape)
 			return
 		}
-		room, err := ValidRoom(req["room"])
+		room, err := srv.authorizeRoom(s, ActionPublish, req["room"])
 		if err != nil {
 			ackErr(ev, err)
 			return

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
@@ -40,6 +38,7 @@ type Server struct {
 	writers *writers
 	mux     *http.ServeMux
 	http    *http.Server
+	ops     ops
 
 	smu      sync.RWMutex
 	sessions map[string]*session
@@ -109,18 +108,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	srv.mux = http.NewServeMux()
 	srv.mux.HandleFunc(cfg.Path, srv.serveEngine)
-	srv.mux.HandleFunc("POST /api/v1/emit", api(srv, srv.serveEmit))
-	srv.mux.HandleFunc("GET /api/v1/sockets", api(srv, srv.serveSockets))
-	srv.mux.HandleFunc("POST /api/v1/rooms", api(srv, srv.serveRooms))
-	srv.mux.HandleFunc("POST /api/v1/disconnect", api(srv, srv.serveDisconnect))
-	srv.mux.HandleFunc("POST /api/v1/server-emit", api(srv, srv.serveServerEmit))
+	srv.mux.Handle("/api/", srv.apiHandler())
 	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	srv.mux.HandleFunc("GET /readyz", srv.serveReady)
-	srv.mux.Handle("GET /metrics", promhttp.HandlerFor(srv.reg, promhttp.HandlerOpts{}))
-	if cfg.Pprof {
-		srv.mux.HandleFunc("/debug/pprof/", pprof.Index)
-		srv.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	}
+	srv.routeOps()
 	srv.http = &http.Server{
 		Handler:           srv.mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -176,8 +167,16 @@ func (srv *Server) ListenAndServe() error {
 	return srv.Serve(ln)
 }
 
-// Serve serves on ln until Shutdown.
+// Serve serves on ln (and the listeners of MetricsAddr and PprofAddr)
+// until Shutdown. It refuses a non-loopback ln while the HTTP API has no
+// key or pprof is on it (see Config.APIKey).
 func (srv *Server) Serve(ln net.Listener) error {
+	if err := srv.cfg.exposureError(ln.Addr().String()); err != nil {
+		return err
+	}
+	if err := srv.listenOps(); err != nil {
+		return err
+	}
 	srv.lnMu.Lock()
 	srv.ln = ln
 	srv.lnMu.Unlock()
@@ -223,6 +222,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		s.Close(clients.ReasonServerShutdown)
 	}
 	err := srv.http.Shutdown(ctx)
+	srv.closeOps()
 	// Wait for the transports to end (bounded by ctx).
 	for _, s := range all {
 		s.mu.Lock()

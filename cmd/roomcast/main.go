@@ -56,12 +56,14 @@ func main() {
 type options struct {
 	addr, logFormat, logLevel, path, cors, namespaces, apiKey, jwtSecret, jwtPublicKey string
 	policy, backplane, redisURL, redisPrefix                                           string
+	metricsAddr, pprofAddr                                                             string
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
 	readTimeout, idleTimeout                                                           time.Duration
 	recoveryMaxBytes                                                                   int64
 	maxPayload, queueBytes, queuePackets, burst, maxNamespaces                         int
+	maxRooms                                                                           int
 	connectRate                                                                        float64
-	allowPublish, publishSelf, pprof                                                   bool
+	allowPublish, publishSelf, pprof, apiInsecure                                      bool
 }
 
 func parse(args []string) (*options, error) {
@@ -74,14 +76,16 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.pingInterval, "ping-interval", server.DefaultPingInterval, "Engine.IO ping interval")
 	fs.DurationVar(&o.pingTimeout, "ping-timeout", server.DefaultPingTimeout, "Engine.IO ping timeout")
 	fs.IntVar(&o.maxPayload, "max-payload", server.DefaultMaxPayload, "largest accepted message, polling body or socket.io packet with its attachments, bytes")
-	fs.StringVar(&o.cors, "cors-origin", "*", "allowed origins, comma separated (* = any)")
+	fs.StringVar(&o.cors, "cors-origin", "*", "allowed origins, comma separated (* = any, without credentials; listed origins get credentials)")
 	fs.DurationVar(&o.recovery, "recovery-window", 2*time.Minute, "connection state recovery window (0 disables)")
 	fs.Int64Var(&o.recoveryMaxBytes, "recovery-max-bytes", adapter.DefaultMaxHistoryBytes, "recovery history bound per namespace, bytes (-1 = no byte bound)")
 	fs.StringVar(&o.namespaces, "namespaces", "", "regular expression of extra hub namespaces, e.g. ^/tenant-[a-z0-9]+$")
 	fs.IntVar(&o.maxNamespaces, "max-namespaces", server.DefaultMaxNamespaces, "most --namespaces namespaces at once (empty ones are removed; negative = no bound)")
 	fs.BoolVar(&o.allowPublish, "allow-publish", true, "whether clients may publish")
 	fs.BoolVar(&o.publishSelf, "publish-self", false, "whether a publisher receives its own message")
-	fs.StringVar(&o.apiKey, "api-key", "", "bearer key required by POST /api/v1/emit")
+	fs.IntVar(&o.maxRooms, "max-rooms-per-socket", server.DefaultMaxRoomsPerSocket, "a client join beyond this many rooms of its socket gets {error} (negative = unlimited)")
+	fs.StringVar(&o.apiKey, "api-key", "", "bearer key required by every /api/v1 route (required unless --addr is loopback or --api-insecure)")
+	fs.BoolVar(&o.apiInsecure, "api-insecure", false, "serve the HTTP API without --api-key on a non-loopback --addr (behind an authenticating proxy only)")
 	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret: CONNECT then needs auth.token")
 	fs.StringVar(&o.jwtPublicKey, "jwt-public-key", "", "PEM file with an RS256 public key: CONNECT then needs auth.token")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "graceful shutdown deadline")
@@ -95,7 +99,9 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout, "a polling POST body that takes longer to arrive gets 408 and ends the session (0 = none)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "closes a keep-alive HTTP connection idle this long (0 = none)")
 	fs.DurationVar(&o.ackTime, "ack-timeout", 0, "default timeout of server emits with ack (0 = none)")
-	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (keep off in production unless protected)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ with /metrics (refused off loopback: use --pprof-addr)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (and --pprof) on this address instead of --addr")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go profiles on this address, loopback or not (implies --pprof)")
 	fs.StringVar(&o.backplane, "adapter", "memory", "adapter: memory, redis, redis-sharded or redis-streams")
 	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis of the redis adapter")
 	fs.StringVar(&o.redisPrefix, "redis-prefix", "socket.io", "channel prefix of the redis adapter")
@@ -165,13 +171,16 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		APIKey:           o.apiKey,
 		Logger:           log,
 		Queue:            clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
-		Hub:              server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf},
+		Hub:              server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf, MaxRoomsPerSocket: o.maxRooms},
 		Backplane:        o.backplane,
 		Pprof:            o.pprof,
 		RedisPrefix:      o.redisPrefix,
 		ReadTimeout:      o.readTimeout,
 		IdleTimeout:      o.idleTimeout,
 		MaxNamespaces:    o.maxNamespaces,
+		APIInsecure:      o.apiInsecure,
+		MetricsAddr:      o.metricsAddr,
+		PprofAddr:        o.pprofAddr,
 	}
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
