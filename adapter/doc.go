@@ -7,4 +7,11 @@
 // Receiver given at construction. Adapters are safe for concurrent use;
 // Receiver.Deliver is called from the broadcasting goroutine (or the
 // backplane's receive loop) and must not block.
+//
+// Nothing read from Redis is trusted: every message decodes through one
+// pure function per kind (decodeBroadcast, decodeRequest, decodeClusterMsg,
+// decodeStreamEntry) within fixed limits on size, nesting and number of
+// values; a message that does not is skipped and reported to
+// RedisConfig.OnError as op "decode". Emitter publishes from outside the
+// cluster in the format of each backplane.
 package adapter

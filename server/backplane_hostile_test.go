@@ -31,6 +31,16 @@ func hostilePayloads() map[string][]byte {
 	}
 }
 
+// counted waits until every node counted n undecodable messages: one at a
+// time, so 10 MB messages never pile up in Redis's output buffer of a
+// subscriber (32 MB for pub/sub clients, past which Redis drops it).
+func counted(t *testing.T, srvs []*Server, n float64) {
+	t.Helper()
+	for _, s := range srvs {
+		waitFor(t, func() bool { return decodeErrors(s) >= n })
+	}
+}
+
 func decodeErrors(s *Server) float64 {
 	return testutil.ToFloat64(s.metrics.backplaneErrors.WithLabelValues("decode"))
 }
@@ -84,6 +94,7 @@ func TestBackplaneHostileMessages(t *testing.T) {
 					t.Fatalf("%s on %s: %v", name, ch, err)
 				}
 				n++
+				counted(t, srvs, n)
 			}
 		}
 		stillWorks(t, srvs, cl, n)
@@ -100,6 +111,7 @@ func TestBackplaneHostileMessages(t *testing.T) {
 					t.Fatalf("%s on %s: %v", name, ch, err)
 				}
 				n++
+				counted(t, srvs, n)
 			}
 		}
 		stillWorks(t, srvs, cl, n)
@@ -110,10 +122,13 @@ func TestBackplaneHostileMessages(t *testing.T) {
 		n := 0.0
 		for name, p := range hostilePayloads() {
 			xaddHostile(t, rc, name, p)
+			n++
+			counted(t, srvs, n)
 			if err := rc.Publish(ctx, "socket.io#/#", p).Err(); err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			n += 2
+			n++
+			counted(t, srvs, n)
 		}
 		// Data that is not even base64.
 		xadd(t, rc, map[string]any{"uid": "evil", "nsp": "/", "type": "3", "data": "\xdd\xff\xff\xff\xff"})
