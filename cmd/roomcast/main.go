@@ -143,25 +143,24 @@ func newLogger(format, level string) (*zap.Logger, error) {
 
 func config(o *options, log *zap.Logger) (server.Config, error) {
 	cfg := server.Config{
-		Addr:             o.addr,
-		Path:             o.path,
-		PingInterval:     o.pingInterval,
-		PingTimeout:      o.pingTimeout,
-		MaxPayload:       o.maxPayload,
-		RecoveryWindow:   o.recovery,
-		RecoveryMaxBytes: o.recoveryMaxBytes,
-		AckTimeout:       o.ackTime,
-		WriteTimeout:     o.writeTimeout,
-		ConnectRate:      o.connectRate,
-		ConnectBurst:     o.burst,
-		DrainWindow:      o.drain,
-		APIKey:           o.apiKey,
-		Logger:           log,
-		Queue:            clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
-		Hub:              server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf},
-		Backplane:        o.backplane,
-		Pprof:            o.pprof,
-		RedisPrefix:      o.redisPrefix,
+		Addr:           o.addr,
+		Path:           o.path,
+		PingInterval:   o.pingInterval,
+		PingTimeout:    o.pingTimeout,
+		MaxPayload:     o.maxPayload,
+		RecoveryWindow: o.recovery,
+		AckTimeout:     o.ackTime,
+		WriteTimeout:   o.writeTimeout,
+		ConnectRate:    o.connectRate,
+		ConnectBurst:   o.burst,
+		DrainWindow:    o.drain,
+		APIKey:         o.apiKey,
+		Logger:         log,
+		Queue:          clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
+		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf},
+		Backplane:      o.backplane,
+		Pprof:          o.pprof,
+		RedisPrefix:    o.redisPrefix,
 	}
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
@@ -169,6 +168,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 	if o.recovery == 0 {
 		cfg.RecoveryWindow = -1 // the flag's 0 means off
 	}
+	cfg.RecoveryMaxBytes = o.recoveryMaxBytes
 	if o.writeTimeout == 0 {
 		cfg.WriteTimeout = -1
 	}
