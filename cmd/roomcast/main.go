@@ -156,31 +156,30 @@ func newLogger(format, level string) (*zap.Logger, error) {
 
 func config(o *options, log *zap.Logger) (server.Config, error) {
 	cfg := server.Config{
-		Addr:             o.addr,
-		Path:             o.path,
-		PingInterval:     o.pingInterval,
-		PingTimeout:      o.pingTimeout,
-		MaxPayload:       o.maxPayload,
-		RecoveryWindow:   o.recovery,
-		RecoveryMaxBytes: o.recoveryMaxBytes,
-		AckTimeout:       o.ackTime,
-		WriteTimeout:     o.writeTimeout,
-		ConnectRate:      o.connectRate,
-		ConnectBurst:     o.burst,
-		DrainWindow:      o.drain,
-		APIKey:           o.apiKey,
-		Logger:           log,
-		Queue:            clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
-		Hub:              server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf, MaxRoomsPerSocket: o.maxRooms},
-		Backplane:        o.backplane,
-		Pprof:            o.pprof,
-		RedisPrefix:      o.redisPrefix,
-		ReadTimeout:      o.readTimeout,
-		IdleTimeout:      o.idleTimeout,
-		MaxNamespaces:    o.maxNamespaces,
-		APIInsecure:      o.apiInsecure,
-		MetricsAddr:      o.metricsAddr,
-		PprofAddr:        o.pprofAddr,
+		Addr:           o.addr,
+		Path:           o.path,
+		PingInterval:   o.pingInterval,
+		PingTimeout:    o.pingTimeout,
+		MaxPayload:     o.maxPayload,
+		RecoveryWindow: o.recovery,
+		AckTimeout:     o.ackTime,
+		WriteTimeout:   o.writeTimeout,
+		ConnectRate:    o.connectRate,
+		ConnectBurst:   o.burst,
+		DrainWindow:    o.drain,
+		APIKey:         o.apiKey,
+		Logger:         log,
+		Queue:          clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
+		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf, MaxRoomsPerSocket: o.maxRooms},
+		Backplane:      o.backplane,
+		Pprof:          o.pprof,
+		RedisPrefix:    o.redisPrefix,
+		ReadTimeout:    o.readTimeout,
+		IdleTimeout:    o.idleTimeout,
+		MaxNamespaces:  o.maxNamespaces,
+		APIInsecure:    o.apiInsecure,
+		MetricsAddr:    o.metricsAddr,
+		PprofAddr:      o.pprofAddr,
 	}
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
@@ -188,6 +187,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 	if o.recovery == 0 {
 		cfg.RecoveryWindow = -1 // the flag's 0 means off
 	}
+	cfg.RecoveryMaxBytes = o.recoveryMaxBytes
 	if o.writeTimeout == 0 {
 		cfg.WriteTimeout = -1
 	}
