@@ -147,7 +147,7 @@ func FuzzClientFrames(f *testing.F) {
 	f.Add(frames(`51-["echo",{"_placeholder":true,"num":0}]`, bin(3)))
 	f.Add(frames(`21["echo",{"_placeholder":true,"num":0}]`))
 	f.Add(frames(`52-1["echo",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`, bin(10), bin(0)))
-	f.Add(frames(`63-["ack"]`, bin(200), bin(200), bin(200)))                                   // over the bound
+	f.Add(frames(`65-1["ack"]`, bin(200), bin(200), bin(200), bin(200)))                        // over the bound
 	f.Add(frames(`53-["echo",{"_placeholder":true,"num":2}]`, bin(1), bin(1), bin(1)))          // placeholder mismatch
 	f.Add(frames(`51-/d-1,["echo",{"_placeholder":true,"num":0}]`, bin(5)))                     // namespace not joined
 	f.Add(frames(`0/d-1,`, `51-/d-1,["echo",{"_placeholder":true,"num":0}]`, bin(5), "1/d-1,")) // joined, then left
