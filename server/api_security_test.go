@@ -113,9 +113,11 @@ func TestServeRefusesOpenAPIOnPublicListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	if err := srv.Serve(publicListener{ln}); !errors.Is(err, ErrBadConfig) {
 		t.Fatalf("Serve on 0.0.0.0 without a key: %v, want ErrBadConfig", err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Serve left the refused listener open: %v", err)
 	}
 }
 

@@ -169,12 +169,14 @@ func (srv *Server) ListenAndServe() error {
 
 // Serve serves on ln (and the listeners of MetricsAddr and PprofAddr)
 // until Shutdown. It refuses a non-loopback ln while the HTTP API has no
-// key or pprof is on it (see Config.APIKey).
+// key or pprof is on it (see Config.APIKey). It closes ln when it returns.
 func (srv *Server) Serve(ln net.Listener) error {
 	if err := srv.cfg.exposureError(ln.Addr().String()); err != nil {
+		ln.Close()
 		return err
 	}
 	if err := srv.listenOps(); err != nil {
+		ln.Close()
 		return err
 	}
 	srv.lnMu.Lock()

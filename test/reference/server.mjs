@@ -142,8 +142,12 @@ function roomError(room) {
   if (typeof room !== "string" || !ROOM_RE.test(room)) return "invalid room name";
   return null;
 }
+// Socket ids are 20 characters of base64url: a client may not use another
+// socket's private room (nor leave its own), as with roomcast's hub.
+const SOCKET_ID_RE = /^[A-Za-z0-9_-]{20}$/;
 function clientRoomError(room) {
-  return roomError(room) ?? (room.startsWith("user:") ? "room is reserved" : null);
+  return roomError(room) ?? (room.startsWith("user:") ? "room is reserved"
+    : SOCKET_ID_RE.test(room) ? "rooms of 20 letters, digits, _ and - are reserved: they are socket ids" : null);
 }
 
 // Split socket.io handler arguments into values and the ack callback.
@@ -182,7 +186,7 @@ function installHub(nsp) {
       const [[msg], ack] = splitAck(raw);
       if (!cfg.allowPublish) return ack({ error: "publish is not allowed" });
       if (typeof msg !== "object" || msg === null) return ack({ error: "invalid publish message" });
-      const err = roomError(msg.room);
+      const err = clientRoomError(msg.room);
       if (err) return ack({ error: err });
       if (typeof msg.event !== "string" || msg.event === "") return ack({ error: "invalid event name" });
       const target = cfg.publishSelf ? socket.nsp.to(msg.room) : socket.to(msg.room);
