@@ -93,6 +93,8 @@ type Session struct {
 	// Missed holds, on restore, the messages sent to the session's rooms
 	// after the offset the client presented, in order.
 	Missed []*Message
+
+	aged uint64 // Memory: its newest offset dropped by age when the session was saved
 }
 
 // Adapter is a namespace's room registry and broadcaster.

@@ -148,3 +148,52 @@ func TestHistorySweepReleases(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A message sent just before the socket dropped may still have been in its
+// send queue: if it ages out of the history while the socket is away, the
+// socket cannot be recovered exactly, so it is refused (a fresh session)
+// rather than replayed with a hole. An offset that aged out before the
+// socket dropped still recovers.
+func TestAgedOutWhileAwayRefuses(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	m := NewMemory(&recorder{}, time.Minute)
+	defer m.Close()
+	m.now = func() time.Time { return now }
+	m.Join("s", "s", "room")
+	first := &Message{Type: 2, Data: []any{"first"}}
+	m.Broadcast(first, Options{Rooms: []string{"room"}})
+	now = now.Add(20 * time.Second)
+	m.Broadcast(&Message{Type: 2, Data: []any{"queued when it dropped"}}, Options{Rooms: []string{"room"}})
+	// 10 s later the socket drops having received only "first"; the
+	// session is kept for a minute.
+	now = now.Add(10 * time.Second)
+	m.SaveSession(&Session{ID: "s", PID: "p", Rooms: []string{"s", "room"}})
+	m.LeaveAll("s")
+	// 55 s later both broadcasts are older than the window and go; the
+	// session has 5 s left.
+	now = now.Add(55 * time.Second)
+	m.expire(now)
+	if m.HistoryLen() != 0 {
+		t.Fatalf("history holds %d after expiry", m.HistoryLen())
+	}
+	m.Broadcast(&Message{Type: 2, Data: []any{"later"}}, Options{Rooms: []string{"room"}})
+	if s := m.RestoreSession("p", first.Offset, func(*Session) {}); s != nil {
+		t.Fatalf("restored with a hole: missed %v", s.Missed)
+	}
+
+	// Aged out before the drop: everything after it was written while the
+	// socket stayed connected for a whole window, so the retained rest is
+	// the complete replay.
+	m.Join("t", "t", "room")
+	old := &Message{Type: 2, Data: []any{"old"}}
+	m.Broadcast(old, Options{Rooms: []string{"room"}})
+	now = now.Add(2 * time.Minute)
+	m.expire(now)
+	m.SaveSession(&Session{ID: "t", PID: "q", Rooms: []string{"t", "room"}})
+	m.LeaveAll("t")
+	m.Broadcast(&Message{Type: 2, Data: []any{"new"}}, Options{Rooms: []string{"room"}})
+	s := m.RestoreSession("q", old.Offset, func(*Session) {})
+	if s == nil || len(s.Missed) != 1 || s.Missed[0].Data[0] != "new" {
+		t.Fatalf("offset aged out before the drop: %+v", s)
+	}
+}

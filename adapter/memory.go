@@ -41,6 +41,7 @@ type Memory struct {
 	bytes    int64    // sum of the sizes in history
 	maxBytes int64    // bound on bytes; 0: none
 	capped   uint64   // newest offset dropped by MaxHistory or maxBytes, not by age
+	aged     uint64   // newest offset dropped by age
 	sessions map[string]*Session
 	now      func() time.Time // the clock (tests inject theirs)
 	stop     chan struct{}
@@ -391,11 +392,14 @@ func (m *Memory) SaveSession(s *Session) {
 	}
 	saved := *s
 	saved.Missed = nil
-	if saved.Expires.IsZero() {
-		saved.Expires = m.now().Add(m.window)
-	}
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
+	if saved.Expires.IsZero() {
+		// Saved now, not put back: what ages out from here on may have
+		// been queued for the socket and not written when it dropped.
+		saved.Expires = m.now().Add(m.window)
+		saved.aged = m.aged
+	}
 	if !m.now().Before(saved.Expires) {
 		return
 	}
@@ -471,18 +475,22 @@ func (m *Memory) RestoreSession(pid, offset string, attach func(*Session)) *Sess
 		offset = s.Base
 	}
 	seq, err := strconv.ParseUint(offset, 36, 64)
-	if err != nil || seq > m.next || seq < m.capped {
+	if err != nil || seq > m.next || seq < m.capped || (m.aged > s.aged && m.aged > seq) {
 		// Not issued here, or messages after it were dropped by the
-		// history's bounds: they may have been for this socket.
+		// history's bounds, or aged out while the socket was away (it may
+		// have dropped before they were written to it): they may have
+		// been for this socket.
 		m.release(s)
 		return nil
 	}
 	i := sort.Search(len(m.history), func(i int) bool { return m.history[i].seq >= seq })
 	if exact && (i == len(m.history) || m.history[i].seq != seq) {
 		// Not retained. Older than everything retained means it aged out
-		// of the window: whatever came between it and the oldest retained
-		// message was sent before the socket dropped (the session is still
-		// within the window), so replaying the retained ones is exact.
+		// before the socket dropped (checked above): whatever came between
+		// it and the oldest retained message was sent a whole window
+		// before the socket dropped, so it was written or the connection
+		// was cut (heartbeats and write timeouts end a stalled one long
+		// before), and replaying the retained ones is exact.
 		// Otherwise it is unknown (another server's): no recovery.
 		agedOut := len(m.history) == 0 || seq < m.history[0].seq
 		if seq < 1 || !agedOut {
@@ -556,6 +564,7 @@ func (m *Memory) expire(now time.Time) {
 	}
 	cut := sort.Search(len(m.history), func(i int) bool { return now.Sub(m.history[i].at) <= m.window })
 	if cut > 0 {
+		m.aged = m.history[cut-1].seq
 		m.dropOldest(cut)
 	}
 }
