@@ -149,10 +149,25 @@ func (s *Server) OfPattern(re *regexp.Regexp, setup func(*Namespace)) {
 
 // Lookup finds a namespace by name, creating a dynamic one whose pattern
 // matches; nil when none, or when creating one would pass
-// Config.MaxDynamicNamespaces.
+// Config.MaxDynamicNamespaces. A dynamic namespace it creates stays until a
+// socket has joined and left it: callers that only use it for a moment
+// take Hold instead.
 func (s *Server) Lookup(name string) *Namespace {
 	n, _ := s.lookup(name, false)
 	return n
+}
+
+// Hold finds a namespace as Lookup does and pins it until release is
+// called: a dynamic namespace made for the caller (an HTTP API request, a
+// server-side emit) is removed again once released if it has no socket.
+// Errors: ErrInvalidNamespace, ErrTooManyNamespaces.
+func (s *Server) Hold(name string) (n *Namespace, release func(), err error) {
+	n, err = s.lookup(name, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	var once sync.Once
+	return n, func() { once.Do(func() { s.release(n) }) }, nil
 }
 
 // lookup finds or creates a namespace; hold pins it against removal until

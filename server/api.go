@@ -91,16 +91,28 @@ type selector struct {
 	Except    []string `json:"except"`
 }
 
-func (srv *Server) broadcastFor(w http.ResponseWriter, sel selector) *namespaces.Broadcast {
-	if sel.Namespace == "" {
-		sel.Namespace = "/"
-	}
-	nsp := srv.nsps.Lookup(sel.Namespace)
+func (srv *Server) broadcastFor(w http.ResponseWriter, sel selector) (*namespaces.Broadcast, func()) {
+	nsp, done := srv.namespaceFor(w, sel.Namespace)
 	if nsp == nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "unknown namespace " + sel.Namespace})
-		return nil
+		return nil, nil
 	}
-	return nsp.To(sel.Rooms...).Except(sel.Except...)
+	return nsp.To(sel.Rooms...).Except(sel.Except...), done
+}
+
+// namespaceFor finds the namespace a request names ("/" when empty),
+// answering 400 when there is none. The namespace is held until done is
+// called: a dynamic one made for the request goes again when it has no
+// socket.
+func (srv *Server) namespaceFor(w http.ResponseWriter, name string) (*namespaces.Namespace, func()) {
+	if name == "" {
+		name = "/"
+	}
+	nsp, done, err := srv.nsps.Hold(name)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("namespace %s: %v", name, err)})
+		return nil, nil
+	}
+	return nsp, done
 }
 
 // api wraps a JSON API handler: body decoding into T (one JSON object, no
@@ -151,10 +163,11 @@ func (srv *Server) serveEmit(w http.ResponseWriter, r *http.Request, req *emitRe
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("timeout must be 0 (default) to %d ms", MaxAPIAckTimeout.Milliseconds())})
 		return
 	}
-	b := srv.broadcastFor(w, req.selector)
+	b, done := srv.broadcastFor(w, req.selector)
 	if b == nil {
 		return
 	}
+	defer done()
 	if req.Volatile {
 		b = b.Volatile()
 	}
@@ -194,10 +207,11 @@ func (srv *Server) serveEmit(w http.ResponseWriter, r *http.Request, req *emitRe
 // serveSockets answers GET /api/v1/sockets?namespace=/&room=a&room=b&except=c.
 func (srv *Server) serveSockets(w http.ResponseWriter, r *http.Request, _ *struct{}) {
 	q := r.URL.Query()
-	b := srv.broadcastFor(w, selector{Namespace: q.Get("namespace"), Rooms: q["room"], Except: q["except"]})
+	b, done := srv.broadcastFor(w, selector{Namespace: q.Get("namespace"), Rooms: q["room"], Except: q["except"]})
 	if b == nil {
 		return
 	}
+	defer done()
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	socks, err := b.FetchSockets(ctx)
@@ -225,10 +239,11 @@ type roomsRequest struct {
 }
 
 func (srv *Server) serveRooms(w http.ResponseWriter, _ *http.Request, req *roomsRequest) {
-	b := srv.broadcastFor(w, req.selector)
+	b, done := srv.broadcastFor(w, req.selector)
 	if b == nil {
 		return
 	}
+	defer done()
 	if len(req.Join) > 0 {
 		b.Join(req.Join...)
 	}
@@ -245,10 +260,11 @@ type disconnectRequest struct {
 }
 
 func (srv *Server) serveDisconnect(w http.ResponseWriter, _ *http.Request, req *disconnectRequest) {
-	b := srv.broadcastFor(w, req.selector)
+	b, done := srv.broadcastFor(w, req.selector)
 	if b == nil {
 		return
 	}
+	defer done()
 	b.Disconnect(req.Close)
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
@@ -262,14 +278,11 @@ type serverEmitRequest struct {
 }
 
 func (srv *Server) serveServerEmit(w http.ResponseWriter, r *http.Request, req *serverEmitRequest) {
-	b := srv.broadcastFor(w, selector{Namespace: req.Namespace})
-	if b == nil {
+	nsp, done := srv.namespaceFor(w, req.Namespace)
+	if nsp == nil {
 		return
 	}
-	nsp := srv.nsps.Lookup(req.Namespace)
-	if nsp == nil {
-		nsp = srv.nsps.Of("/")
-	}
+	defer done()
 	var args []any
 	if len(req.Data) > 0 {
 		args = append(args, req.Data)

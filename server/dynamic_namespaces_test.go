@@ -176,3 +176,45 @@ func TestDynamicNamespaceCap(t *testing.T) {
 		}
 	}
 }
+
+// The HTTP API may name a dynamic namespace no client is in (its sockets
+// may be on other nodes): the namespace it makes for the request goes
+// again afterwards, so API calls neither grow the server nor use up the
+// cap; a namespace with sockets stays.
+func TestAPIDynamicNamespaceLeavesNothing(t *testing.T) {
+	srv, addr := startServer(t, Config{
+		MaxNamespaces: 2,
+		Hub:           HubConfig{Namespaces: regexp.MustCompile(`^/t-[0-9]+$`)},
+	})
+	nsps := func() int { return len(srv.Namespaces().Namespaces()) }
+	base := nsps()
+	api := "http://" + addr + "/api/v1/"
+	for i := 0; i < 50; i++ {
+		body := fmt.Sprintf(`{"namespace":"/t-%d","event":"e","data":1}`, i)
+		if code, _, out := apiDo(t, "POST", api+"emit", "application/json", "", body); code != 200 {
+			t.Fatalf("emit to /t-%d: %d %v", i, code, out)
+		}
+		if code, _, out := apiDo(t, "GET", api+fmt.Sprintf("sockets?namespace=/t-%d", i), "", "", ""); code != 200 {
+			t.Fatalf("sockets of /t-%d: %d %v", i, code, out)
+		}
+	}
+	if n := nsps(); n != base {
+		t.Fatalf("%d namespaces after 100 API calls, want %d", n, base)
+	}
+	c := dialRaw(t, addr, 0)
+	if got := c.connect("/t-1"); !strings.HasPrefix(got, "40/t-1,{") {
+		t.Fatalf("CONNECT /t-1 answered %q", got)
+	}
+	if code, _, out := apiDo(t, "POST", api+"emit", "application/json", "", `{"namespace":"/t-1","event":"e","data":1}`); code != 200 {
+		t.Fatalf("emit to /t-1: %d %v", code, out)
+	}
+	if got := c.read(); !strings.HasPrefix(got, `42/t-1,["e",1`) {
+		t.Fatalf("client of /t-1 got %q", got)
+	}
+	if n := nsps(); n != base+1 {
+		t.Fatalf("%d namespaces with a client in /t-1, want %d", n, base+1)
+	}
+	if code, _, out := apiDo(t, "POST", api+"emit", "application/json", "", `{"namespace":"/nope","event":"e"}`); code != 400 {
+		t.Fatalf("emit to an unknown namespace: %d %v", code, out)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"time"
 )
 
-
 // A polling POST that announces more than it sends is answered and closed
 // once the read timeout passes, and an idle keep-alive connection is closed
 // after the idle timeout, while a long-poll GET and a WebSocket, both idle
