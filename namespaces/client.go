@@ -135,11 +135,12 @@ func (c *Client) connectError(nsp string, err error) {
 		payload["data"] = ce.Data
 	}
 	raw, _ := json.Marshal(payload)
-	n := &Namespace{name: nsp, srv: c.srv}
-	c.conn.Send(n.rawPacket(typeConnectError, -1, raw, nil, false, ""))
+	// Counted before it is sent: whoever sees the answer sees the count.
 	if h := c.srv.cfg.Hooks.ConnectError; h != nil {
 		h(nsp, err)
 	}
+	n := &Namespace{name: nsp, srv: c.srv}
+	c.conn.Send(n.rawPacket(typeConnectError, -1, raw, nil, false, ""))
 }
 
 // connect runs a CONNECT: namespace lookup, recovery, middleware, and the
