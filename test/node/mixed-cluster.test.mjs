@@ -47,7 +47,7 @@ describe("mixed cluster: roomcast + Node.js socket.io with @socket.io/redis-adap
     emitterClient = await redisClient(redis.url);
     emitter = new Emitter(emitterClient);
     // Both nodes must be on the request channel before anything counts servers.
-    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 2, { timeout: 5000, what: "2 nodes on the request channel" });
+    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 2, { what: "2 nodes on the request channel" });
   });
   after(async () => {
     await node?.close();
@@ -68,7 +68,7 @@ describe("mixed cluster: roomcast + Node.js socket.io with @socket.io/redis-adap
       await waitFor(() => {
         m = sniffer.decoded().findLast((x) => x.channel === `socket.io#/#${room}#`);
         return m;
-      }, { timeout: 3000, what: `roomcast's broadcast on socket.io#/#${room}#` });
+      }, { what: `roomcast's broadcast on socket.io#/#${room}#` });
       return m.value?.[0];
     },
   });
@@ -78,7 +78,7 @@ describe("mixed cluster: roomcast + Node.js socket.io with @socket.io/redis-adap
   scenario("disconnect with close tells every namespace of the connection, as Node does", async (s) => {
     const pair = (url, name, side, room) => twoNamespaces(s, url, name, side, room, "/t-y");
     const reasons = async (p, what) => {
-      await waitFor(() => p.main.disconnects.length > 0 && p.extra.disconnects.length > 0, { timeout: 3000, what });
+      await waitFor(() => p.main.disconnects.length > 0 && p.extra.disconnects.length > 0, { what });
       await sleep(50);
       return { "/": p.main.disconnects, "/t-y": p.extra.disconnects };
     };
@@ -148,7 +148,7 @@ describe("mixed cluster: roomcast + Node.js socket.io with @socket.io/redis-adap
   scenario("ToUser across nodes: a JWT user's room on roomcast, emitted to from the Node node", async (s) => {
     const secret = "mixed-cluster-secret";
     const rcJwt = await s.server(["--adapter", "redis", "--redis-url", redis.url, "--jwt-secret", secret]);
-    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 3, { timeout: 5000, what: "3 nodes on the request channel" });
+    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 3, { what: "3 nodes on the request channel" });
     const token = signHS256({ sub: "u1", exp: Math.floor(Date.now() / 1000) + 600 }, secret);
     const u1 = tracked(await s.client(rcJwt.url, { ...WS, auth: { token } }), "u1", "rc");
     const other = await rcClient(s, "rcOther");
@@ -237,7 +237,7 @@ describe("three roomcast nodes on one Redis", { skip }, () => {
       assert.equal(m.count, MESSAGES, `client ${i} (node ${m.node}): received ${m.count}`);
       assert.deepEqual(m.disconnects, [], `client ${i} (node ${m.node}) disconnected`);
     }
-    await waitFor(() => acks.length === MESSAGES, { timeout: 10_000, what: "all publish acks" });
+    await waitFor(() => acks.length === MESSAGES, { what: "all publish acks" });
     assert.ok(acks.every((r) => r?.ok === true), `a publish ack was not {ok:true}: ${JSON.stringify(acks.find((r) => r?.ok !== true))}`);
   });
 

@@ -65,7 +65,7 @@ describe("no loss", () => {
     }
     s.note(`publisher queued ${MESSAGES} publishes in ${Date.now() - t0} ms`);
     await verify(s, members, t0);
-    await waitFor(() => acks.length === MESSAGES, { timeout: 10_000, what: "all publish acks" });
+    await waitFor(() => acks.length === MESSAGES, { what: "all publish acks" });
     assert.ok(acks.every((r) => r?.ok === true), `a publish ack was not {ok:true}: ${JSON.stringify(acks.find((r) => r?.ok !== true))}`);
   });
 
@@ -138,7 +138,7 @@ describe("no loss", () => {
       assert.equal(m.count, MESSAGES - m.first + 1, `client ${i}: count`);
       assert.equal(m.disconnects, 0, `client ${i} disconnected`);
     }
-    await waitFor(() => acks.length === MESSAGES, { timeout: 10_000, what: "all publish acks" });
+    await waitFor(() => acks.length === MESSAGES, { what: "all publish acks" });
     assert.ok(midStream > 0, "no client upgraded while messages were flowing: the scenario did not test what it should");
   });
 });

@@ -70,6 +70,6 @@ describe("ordered handling", () => {
     assert.equal(disconnect, null, `subscriber disconnected after ${got.length} messages`);
     const bad = got.findIndex((v, k) => v !== k);
     assert.equal(bad, -1, `message #${bad} was ${got[bad]}`);
-    await waitFor(() => echoes === Math.ceil(2000 / 7), { timeout: 5000, what: "echo acks" });
+    await waitFor(() => echoes === Math.ceil(2000 / 7), { what: "echo acks" });
   });
 });
