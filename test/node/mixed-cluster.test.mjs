@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { Emitter } from "@socket.io/redis-emitter";
-import { scenario, useServer, ack, waitFor, sleep } from "./lib/harness.mjs";
+import { scenario, useServer, ack, waitFor, sleep, SAFETY_NET } from "./lib/harness.mjs";
 import { request, signHS256 } from "./lib/raw.mjs";
 import { ROOT, TARGET } from "./lib/server.mjs";
 import { startRedis, startNodeNode, startSniffer, redisClient, closeRedisClient } from "./lib/cluster.mjs";
@@ -191,7 +191,7 @@ describe("three roomcast nodes on one Redis", { skip }, () => {
   const nodes = [useServer(args), useServer(args), useServer(args)];
   after(async () => { await redis?.stop(); });
 
-  scenario(`no loss across nodes: ${CLIENTS} clients on 3 nodes, ${MESSAGES} publishes from one node`, { timeout: 90_000 }, async (s) => {
+  scenario(`no loss across nodes: ${CLIENTS} clients on 3 nodes, ${MESSAGES} publishes from one node`, { timeout: 300_000 }, async (s) => {
     const members = [];
     for (let i = 0; i < CLIENTS; i += 20) {
       const group = await Promise.all(Array.from({ length: Math.min(20, CLIENTS - i) }, (_, j) =>
@@ -214,7 +214,7 @@ describe("three roomcast nodes on one Redis", { skip }, () => {
     for (let k = 1; k <= MESSAGES; k++) pub.emit("publish", { room: "fan", event: "n", data: k }, (r) => acks.push(r));
     const total = () => members.reduce((a, m) => a + m.count, 0);
     try {
-      await waitFor(() => members.every((m) => m.count >= MESSAGES), { timeout: 60_000, interval: 50, what: "all messages delivered" });
+      await waitFor(() => members.every((m) => m.count >= MESSAGES), { timeout: 4 * SAFETY_NET, interval: 50, what: "all messages delivered" });
     } catch (e) {
       // Where did it go? The nodes' drop / close / backplane counters, and the short clients' transports.
       for (const [i, srv] of nodes.entries()) {
