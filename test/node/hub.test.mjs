@@ -1,7 +1,7 @@
 // The hub protocol: join / leave / publish / echo and their acks.
 import { describe } from "node:test";
 import assert from "node:assert/strict";
-import { scenario, useServer, TRANSPORTS, ack, nextEvent, sleep, upgraded } from "./lib/harness.mjs";
+import { scenario, useServer, TRANSPORTS, ack, nextEvent, sleep, upgraded, waitFor } from "./lib/harness.mjs";
 
 const VALID_ROOMS = ["a", "x".repeat(128), "AZaz09_-:./@#", "chat/general", "team@corp#1"];
 const INVALID_ROOMS = ["", "x".repeat(129), "has space", "tab\there", "new\nline", "émoji", "sémi;colon", "q?uery", 123, null, { room: "a" }, ["a"], true];
@@ -96,7 +96,7 @@ describe("hub protocol", () => {
         await ack(b, "publish", { room: "r1", event: "once", data: 1 });
         await ack(b, "publish", { room: "r2", event: "once", data: 2 });
         await ack(b, "publish", { room: "r1", event: "once", data: 3 });
-        await within1s(() => got.n >= 3);
+        await waitFor(() => got.n >= 3, { what: "the 3 publishes" });
         await ack(a, "echo", 0);
         await sleep(100);
         assert.deepEqual(got.args.map((x) => x[0]), [1, 2, 3]);
@@ -175,8 +175,3 @@ describe("hub protocol", () => {
     }
   });
 });
-
-async function within1s(cond) {
-  const deadline = Date.now() + 1000;
-  while (!cond() && Date.now() < deadline) await sleep(5);
-}

@@ -30,7 +30,7 @@ describe("mixed cluster on Redis sharded pub/sub: roomcast + Node.js socket.io w
   before(async () => {
     node = await startNodeNode(redis.url, { adapter: "sharded", namespaces: new RegExp(NAMESPACES), clientName: "node" });
     cmd = await redisClient(redis.url, { name: "test" });
-    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 2, { timeout: 5000, what: `2 nodes on ${MAIN}` });
+    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 2, { what: `2 nodes on ${MAIN}` });
   });
   after(async () => {
     await node?.close();
@@ -53,7 +53,7 @@ describe("mixed cluster on Redis sharded pub/sub: roomcast + Node.js socket.io w
     await waitFor(async () => {
       last = await shardNumSub(...Object.keys(want));
       return JSON.stringify(last) === JSON.stringify(want);
-    }, { timeout: 3000, interval: 20, what: `SHARDNUMSUB ${JSON.stringify(want)} (last ${JSON.stringify(last)})` });
+    }, { interval: 20, what: `SHARDNUMSUB ${JSON.stringify(want)} (last ${JSON.stringify(last)})` });
   }
 
   /** CLIENT LIST: "ip:port" → client name. */
@@ -87,7 +87,7 @@ describe("mixed cluster on Redis sharded pub/sub: roomcast + Node.js socket.io w
       await waitFor(async () => {
         hit = (await traffic(0)).find((e) => e.cmd === "SPUBLISH" && e.by === "rc" && JSON.stringify(of(e)?.data?.opts?.rooms) === JSON.stringify([room]));
         return hit;
-      }, { timeout: 3000, what: `roomcast's SPUBLISH of a broadcast to ${room}` });
+      }, { what: `roomcast's SPUBLISH of a broadcast to ${room}` });
       return of(hit).uid;
     },
   });
@@ -176,7 +176,7 @@ describe("mixed cluster on Redis sharded pub/sub: roomcast + Node.js socket.io w
     await roomsReady({ "dyn-ns": 1 }, "/t-dyn");
     await roomsReady({ "dyn-ns": 0 });
     node.io.of("/t-dyn").to("dyn-ns").emit("ns-hello", 1);
-    await waitFor(() => rcNs.got.some((g) => g.ev === "ns-hello"), { timeout: 3000, what: "ns-hello at the roomcast socket of /t-dyn" });
+    await waitFor(() => rcNs.got.some((g) => g.ev === "ns-hello"), { what: "ns-hello at the roomcast socket of /t-dyn" });
     await join(ndNs, "dyn-ns");
     await roomsReady({ "dyn-ns": 2 }, "/t-dyn");
 
@@ -259,7 +259,7 @@ describe("mixed cluster on Redis sharded pub/sub: roomcast + Node.js socket.io w
     assert.deepEqual([Number(r1), Number(r2)], [1, 1], "one receiving node per room channel");
     // A foreign node's broadcast on the room channel (Node's wire format) reaches the member.
     await waitFor(() => rcA.got.some((g) => g.ev === "raw") && ndA.got.some((g) => g.ev === "raw"),
-      { timeout: 3000, what: "the raw SPUBLISHed broadcast at both members" });
+      { what: "the raw SPUBLISHed broadcast at both members" });
 
     // What the Node node's adapter receives from Redis, by channel.
     const mark = monitor.mark();

@@ -56,7 +56,7 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
     });
     cmd = await redisClient(redis.url, { name: "test" });
     // Both nodes must be on the public channel before anything counts servers.
-    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 2, { timeout: 5000, what: "2 nodes on socket.io#/#" });
+    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 2, { what: "2 nodes on socket.io#/#" });
   });
   after(async () => {
     await node?.close();
@@ -78,7 +78,7 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
       await waitFor(async () => {
         hit = (await newest(50)).find((e) => e.type === "3" && e.data?.opts?.rooms?.includes(room));
         return hit;
-      }, { timeout: 3000, what: `roomcast's broadcast to ${room} in the stream` });
+      }, { what: `roomcast's broadcast to ${room} in the stream` });
       return hit.uid;
     },
   });
@@ -219,7 +219,7 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
     // Warm-up: one broadcast from each node, so the client holds an offset.
     node.io.to(room).emit("warm", 1);
     await apiOK(rc(), "emit", { rooms: [room], event: "warm", data: 2 });
-    await waitFor(() => mover.got.filter((g) => g.ev === "warm").length === 2, { timeout: 3000, what: "the mover's two warm-up messages" });
+    await waitFor(() => mover.got.filter((g) => g.ev === "warm").length === 2, { what: "the mover's two warm-up messages" });
     const lastWarm = mover.got.filter((g) => g.ev === "warm").at(-1).args;
     assert.match(lastWarm.at(-1), STREAM_ID, "the warm-up broadcast carries a stream offset");
     assert.equal(sock._lastOffset, lastWarm.at(-1), "the client keeps the offset it will present");
@@ -228,10 +228,10 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
     proxy.hold();
     proxy.setUpstream(port[to]);
     sock.io.engine.close();
-    await waitFor(() => mover.disconnects.length === 1, { timeout: 3000, what: "the mover's disconnect" });
+    await waitFor(() => mover.disconnects.length === 1, { what: "the mover's disconnect" });
     const key = `sio:session:${pid}`;
     let raw;
-    await waitFor(async () => (raw = await cmd.get(key)), { timeout: 3000, what: `${from} to save the session ${key}` });
+    await waitFor(async () => (raw = await cmd.get(key)), { what: `${from} to save the session ${key}` });
     const pttl = await cmd.pTTL(key);
     assert.ok(pttl > WINDOW_MS - 10_000 && pttl <= WINDOW_MS, `${from}'s session key expires with the window: PTTL ${pttl}`);
     const saved = msgpack.decode(Buffer.from(raw, "base64"));
@@ -241,8 +241,8 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
     const set = monitor.commands("SET").find((e) => e.args[0].toString() === key);
     s.note(`session saved by ${from}: keys ${Object.keys(saved).sort().join(",")}, data ${JSON.stringify(saved.data)}, PTTL ${pttl}; ` +
       `command: SET ${key} <base64 msgpack> ${set?.args.slice(2).map(String).join(" ")}`);
-    await waitFor(async () => !(await rcSockets(rc())).byId[id0], { timeout: 3000, what: `the mover gone from the cluster (${from} noticed the close)` });
-    await waitFor(() => proxy.waiting === 1, { timeout: 3000, what: "the client's reconnection waiting in the proxy" });
+    await waitFor(async () => !(await rcSockets(rc())).byId[id0], { what: `the mover gone from the cluster (${from} noticed the close)` });
+    await waitFor(() => proxy.waiting === 1, { what: "the client's reconnection waiting in the proxy" });
 
     // While it is down: each emit is in the stream before the next one.
     const idOf = new Map(); // k → stream id
@@ -254,7 +254,7 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
       await waitFor(async () => {
         hit = (await newest(30)).find((e) => payloadOf(e)?.k === kk && e.data.packet.data[0] === ev);
         return hit;
-      }, { timeout: 3000, what: `gap message ${kk} in the stream` });
+      }, { what: `gap message ${kk} in the stream` });
       idOf.set(kk, hit.id);
       if (forMover) want.push(kk);
     };
@@ -287,7 +287,7 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
     // Back, on `to`.
     const before = mover.got.length;
     proxy.release();
-    await waitFor(() => connects.length === 1, { timeout: 5000, what: `the mover's reconnection to ${to}` });
+    await waitFor(() => connects.length === 1, { what: `the mover's reconnection to ${to}` });
     assert.deepEqual(proxy.log, [port[from], port[to]], "one connection to each node, through the proxy");
     assert.deepEqual(connects[0], { id: id0, recovered: true },
       `reconnected to ${to}: same id, socket.recovered (Redis session key now ${JSON.stringify(await cmd.exists(key))})`);
@@ -361,7 +361,7 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
     let sent = 0;
     const publishing = (async () => { for (let k = 1; k <= N; k++) { await publish(room, k); sent = k; } })();
     try {
-      await waitFor(() => mover.got.filter((g) => g.ev === "s").length >= 50, { timeout: 5000, what: "the first 50 messages" });
+      await waitFor(() => mover.got.filter((g) => g.ev === "s").length >= 50, { what: "the first 50 messages" });
       const back = new Promise((resolve) => sock.once("connect", resolve));
       proxy.hold();
       proxy.setUpstream(to);
@@ -372,7 +372,7 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
       await within(5000, back, "the reconnection");
       const backAt = sent;
       await publishing;
-      await waitFor(() => mover.got.some((g) => g.ev === "s" && g.args[0] === N), { timeout: 5000, what: `message ${N} at the mover` }).catch(() => {});
+      await waitFor(() => mover.got.some((g) => g.ev === "s" && g.args[0] === N), { what: `message ${N} at the mover` }).catch(() => {});
       await sleep(200);
       const got = mover.got.filter((g) => g.ev === "s").map((g) => g.args);
       const ks = got.map((a) => a[0]);
@@ -429,8 +429,8 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
     const lagProxy = await startProxy(redis.port, { lag: { match: /xread/i, ms: 100 } });
     s.defer(() => lagProxy.close());
     const slow = await s.server(["--adapter", "redis-streams", "--redis-url", `redis://127.0.0.1:${lagProxy.port}`, "--log-level", "info"]);
-    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 3, { timeout: 5000, what: "3 nodes on socket.io#/#" });
-    await waitFor(() => lagProxy.lagged.count >= 1, { timeout: 3000, what: "the lagging node's XREAD connection" });
+    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 3, { what: "3 nodes on socket.io#/#" });
+    await waitFor(() => lagProxy.lagged.count >= 1, { what: "the lagging node's XREAD connection" });
     const r = await recoverUnderLoad(s, { from: node.port, to: slow.port, publish: nodePublish, tag: "lag" });
     s.note(`node → lagging rc, Node publishing: ${short(r)}`);
     assert.deepEqual({ recovered: r.recovered, sameId: r.sameId, missing: r.missing, dups: r.dups, inversions: r.inversions },
@@ -446,8 +446,8 @@ describe("mixed cluster on Redis streams: roomcast + Node.js socket.io with @soc
       streamsOpts: { blockTimeInMs: 1000 },
     });
     s.defer(() => slowNode.close());
-    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 3, { timeout: 5000, what: "3 nodes on socket.io#/#" });
-    await waitFor(() => lagProxy.lagged.count >= 1, { timeout: 3000, what: "the lagging node's XREAD connection" });
+    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 3, { what: "3 nodes on socket.io#/#" });
+    await waitFor(() => lagProxy.lagged.count >= 1, { what: "the lagging node's XREAD connection" });
     const r = await recoverUnderLoad(s, { from: rc().port, to: slowNode.port, publish: rcPublish(rc()), tag: "lag-node" });
     s.note(`rc → lagging Node node, roomcast publishing: ${short(r)}`);
     assert.equal(r.recovered, true, "recovered on the lagging Node node");

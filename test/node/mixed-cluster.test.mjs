@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { Emitter } from "@socket.io/redis-emitter";
-import { scenario, useServer, ack, waitFor, sleep } from "./lib/harness.mjs";
+import { scenario, useServer, ack, waitFor, sleep, SAFETY_NET } from "./lib/harness.mjs";
 import { request, signHS256 } from "./lib/raw.mjs";
 import { ROOT, TARGET } from "./lib/server.mjs";
 import { startRedis, startNodeNode, startSniffer, redisClient, closeRedisClient } from "./lib/cluster.mjs";
@@ -47,7 +47,7 @@ describe("mixed cluster: roomcast + Node.js socket.io with @socket.io/redis-adap
     emitterClient = await redisClient(redis.url);
     emitter = new Emitter(emitterClient);
     // Both nodes must be on the request channel before anything counts servers.
-    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 2, { timeout: 5000, what: "2 nodes on the request channel" });
+    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 2, { what: "2 nodes on the request channel" });
   });
   after(async () => {
     await node?.close();
@@ -68,7 +68,7 @@ describe("mixed cluster: roomcast + Node.js socket.io with @socket.io/redis-adap
       await waitFor(() => {
         m = sniffer.decoded().findLast((x) => x.channel === `socket.io#/#${room}#`);
         return m;
-      }, { timeout: 3000, what: `roomcast's broadcast on socket.io#/#${room}#` });
+      }, { what: `roomcast's broadcast on socket.io#/#${room}#` });
       return m.value?.[0];
     },
   });
@@ -78,7 +78,7 @@ describe("mixed cluster: roomcast + Node.js socket.io with @socket.io/redis-adap
   scenario("disconnect with close tells every namespace of the connection, as Node does", async (s) => {
     const pair = (url, name, side, room) => twoNamespaces(s, url, name, side, room, "/t-y");
     const reasons = async (p, what) => {
-      await waitFor(() => p.main.disconnects.length > 0 && p.extra.disconnects.length > 0, { timeout: 3000, what });
+      await waitFor(() => p.main.disconnects.length > 0 && p.extra.disconnects.length > 0, { what });
       await sleep(50);
       return { "/": p.main.disconnects, "/t-y": p.extra.disconnects };
     };
@@ -148,7 +148,7 @@ describe("mixed cluster: roomcast + Node.js socket.io with @socket.io/redis-adap
   scenario("ToUser across nodes: a JWT user's room on roomcast, emitted to from the Node node", async (s) => {
     const secret = "mixed-cluster-secret";
     const rcJwt = await s.server(["--adapter", "redis", "--redis-url", redis.url, "--jwt-secret", secret]);
-    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 3, { timeout: 5000, what: "3 nodes on the request channel" });
+    await waitFor(async () => (await node.io.of("/").adapter.serverCount()) === 3, { what: "3 nodes on the request channel" });
     const token = signHS256({ sub: "u1", exp: Math.floor(Date.now() / 1000) + 600 }, secret);
     const u1 = tracked(await s.client(rcJwt.url, { ...WS, auth: { token } }), "u1", "rc");
     const other = await rcClient(s, "rcOther");
@@ -191,7 +191,7 @@ describe("three roomcast nodes on one Redis", { skip }, () => {
   const nodes = [useServer(args), useServer(args), useServer(args)];
   after(async () => { await redis?.stop(); });
 
-  scenario(`no loss across nodes: ${CLIENTS} clients on 3 nodes, ${MESSAGES} publishes from one node`, { timeout: 90_000 }, async (s) => {
+  scenario(`no loss across nodes: ${CLIENTS} clients on 3 nodes, ${MESSAGES} publishes from one node`, { timeout: 300_000 }, async (s) => {
     const members = [];
     for (let i = 0; i < CLIENTS; i += 20) {
       const group = await Promise.all(Array.from({ length: Math.min(20, CLIENTS - i) }, (_, j) =>
@@ -214,7 +214,7 @@ describe("three roomcast nodes on one Redis", { skip }, () => {
     for (let k = 1; k <= MESSAGES; k++) pub.emit("publish", { room: "fan", event: "n", data: k }, (r) => acks.push(r));
     const total = () => members.reduce((a, m) => a + m.count, 0);
     try {
-      await waitFor(() => members.every((m) => m.count >= MESSAGES), { timeout: 60_000, interval: 50, what: "all messages delivered" });
+      await waitFor(() => members.every((m) => m.count >= MESSAGES), { timeout: 4 * SAFETY_NET, interval: 50, what: "all messages delivered" });
     } catch (e) {
       // Where did it go? The nodes' drop / close / backplane counters, and the short clients' transports.
       for (const [i, srv] of nodes.entries()) {
@@ -237,7 +237,7 @@ describe("three roomcast nodes on one Redis", { skip }, () => {
       assert.equal(m.count, MESSAGES, `client ${i} (node ${m.node}): received ${m.count}`);
       assert.deepEqual(m.disconnects, [], `client ${i} (node ${m.node}) disconnected`);
     }
-    await waitFor(() => acks.length === MESSAGES, { timeout: 10_000, what: "all publish acks" });
+    await waitFor(() => acks.length === MESSAGES, { what: "all publish acks" });
     assert.ok(acks.every((r) => r?.ok === true), `a publish ack was not {ok:true}: ${JSON.stringify(acks.find((r) => r?.ok !== true))}`);
   });
 

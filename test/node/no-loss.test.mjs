@@ -3,7 +3,7 @@
 import { describe } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { scenario, useServer, ack, waitFor, sleep, upgraded } from "./lib/harness.mjs";
+import { scenario, useServer, ack, waitFor, sleep, upgraded, SAFETY_NET } from "./lib/harness.mjs";
 import { apiEmit } from "./lib/raw.mjs";
 
 const MESSAGES = 2000;
@@ -34,7 +34,7 @@ async function roomOf(s, url, n, opts, room, batch = 25) {
 async function verify(s, members, t0) {
   const total = () => members.reduce((a, m) => a + m.count, 0);
   try {
-    await waitFor(() => members.every((m) => m.count >= MESSAGES), { timeout: 60_000, interval: 50, what: "all messages delivered" });
+    await waitFor(() => members.every((m) => m.count >= MESSAGES), { timeout: 4 * SAFETY_NET, interval: 50, what: "all messages delivered" });
   } finally {
     const elapsed = Date.now() - t0;
     const short = members.filter((m) => m.count < MESSAGES);
@@ -55,7 +55,7 @@ describe("no loss", () => {
   // cut by the default backpressure here (backpressure.test.mjs covers that).
   const srv = useServer(["--log-level", "info", "--send-queue-packets", "4096"]);
 
-  scenario("200 websocket clients, 2,000 publishes from one client without awaiting acks", { timeout: 120_000 }, async (s) => {
+  scenario("200 websocket clients, 2,000 publishes from one client without awaiting acks", { timeout: 300_000 }, async (s) => {
     const members = await roomOf(s, srv().url, 200, { transports: ["websocket"] }, "fan-ws");
     const pub = await s.client(srv().url, { transports: ["websocket"] });
     const acks = [];
@@ -65,11 +65,11 @@ describe("no loss", () => {
     }
     s.note(`publisher queued ${MESSAGES} publishes in ${Date.now() - t0} ms`);
     await verify(s, members, t0);
-    await waitFor(() => acks.length === MESSAGES, { timeout: 10_000, what: "all publish acks" });
+    await waitFor(() => acks.length === MESSAGES, { what: "all publish acks" });
     assert.ok(acks.every((r) => r?.ok === true), `a publish ack was not {ok:true}: ${JSON.stringify(acks.find((r) => r?.ok !== true))}`);
   });
 
-  scenario("50 polling clients, 2,000 HTTP API emits", { timeout: 120_000 }, async (s) => {
+  scenario("50 polling clients, 2,000 HTTP API emits", { timeout: 300_000 }, async (s) => {
     const members = await roomOf(s, srv().url, 50, { transports: ["polling"] }, "fan-poll", 10);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     s.defer(() => agent.destroy());
@@ -82,7 +82,7 @@ describe("no loss", () => {
     await verify(s, members, t0);
   });
 
-  scenario("50 clients joining and upgrading from polling while 2,000 publishes flow", { timeout: 120_000 }, async (s) => {
+  scenario("50 clients joining and upgrading from polling while 2,000 publishes flow", { timeout: 300_000 }, async (s) => {
     // The stream runs for ~2 s. Clients connect over polling with the automatic
     // upgrade off, join, and once they have received a few messages start the
     // upgrade by hand (engine.io-client 6.6's internal _probe, the same call its
@@ -126,7 +126,7 @@ describe("no loss", () => {
       });
     }));
     await stream;
-    await waitFor(() => members.every((m) => m.last >= MESSAGES), { timeout: 60_000, interval: 50, what: "the last message at every client" })
+    await waitFor(() => members.every((m) => m.last >= MESSAGES), { timeout: 4 * SAFETY_NET, interval: 50, what: "the last message at every client" })
       .finally(() => s.note(`stream of ${MESSAGES} took ${Date.now() - t0} ms; clients at the end: ${members.filter((m) => m.last >= MESSAGES).length} of ${members.length}`));
     await sleep(300);
     for (const m of members) await upgraded(m.c);
@@ -138,7 +138,7 @@ describe("no loss", () => {
       assert.equal(m.count, MESSAGES - m.first + 1, `client ${i}: count`);
       assert.equal(m.disconnects, 0, `client ${i} disconnected`);
     }
-    await waitFor(() => acks.length === MESSAGES, { timeout: 10_000, what: "all publish acks" });
+    await waitFor(() => acks.length === MESSAGES, { what: "all publish acks" });
     assert.ok(midStream > 0, "no client upgraded while messages were flowing: the scenario did not test what it should");
   });
 });

@@ -2,7 +2,7 @@
 // so the acks of 5,000 back-to-back echo events come back in send order.
 import { describe } from "node:test";
 import assert from "node:assert/strict";
-import { scenario, useServer, TRANSPORTS, waitFor, sleep } from "./lib/harness.mjs";
+import { scenario, useServer, TRANSPORTS, waitFor, sleep, SAFETY_NET } from "./lib/harness.mjs";
 
 const COUNT = 5000;
 
@@ -10,7 +10,7 @@ describe("ordered handling", () => {
   const srv = useServer(["--log-level", "info"]);
 
   for (const { name, opts } of TRANSPORTS) {
-    scenario(`${name}: ${COUNT} echo events without awaiting; acks in send order`, { timeout: 90_000 }, async (s) => {
+    scenario(`${name}: ${COUNT} echo events without awaiting; acks in send order`, { timeout: 300_000 }, async (s) => {
       // upgrade: start polling-only and trigger the websocket probe by hand after
       // the first 1,000 sends (engine.io-client's internal _probe, as its onOpen
       // does), then keep sending in chunks, so the upgrade happens mid-burst
@@ -33,7 +33,7 @@ describe("ordered handling", () => {
       }
       const sent = Date.now() - t0;
       try {
-        await waitFor(() => order.length >= COUNT, { timeout: 60_000, interval: 20, what: `${COUNT} acks` });
+        await waitFor(() => order.length >= COUNT, { timeout: 4 * SAFETY_NET, interval: 20, what: `${COUNT} acks` });
       } finally {
         s.note(`${name}: sent ${COUNT} in ${sent} ms; ${order.length} acks after ${Date.now() - t0} ms` +
           (manual ? `; upgraded after ${upgradedAt} acks` : ""));
@@ -70,6 +70,6 @@ describe("ordered handling", () => {
     assert.equal(disconnect, null, `subscriber disconnected after ${got.length} messages`);
     const bad = got.findIndex((v, k) => v !== k);
     assert.equal(bad, -1, `message #${bad} was ${got[bad]}`);
-    await waitFor(() => echoes === Math.ceil(2000 / 7), { timeout: 5000, what: "echo acks" });
+    await waitFor(() => echoes === Math.ceil(2000 / 7), { what: "echo acks" });
   });
 });

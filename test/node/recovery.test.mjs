@@ -54,10 +54,10 @@ describe("connection state recovery", () => {
         await connected(c);
         assert.equal(c.recovered, true, "socket.recovered after reconnecting within the window");
         assert.equal(c.id, id, "a recovered socket keeps its id");
-        await waitFor(() => got.length >= N + 1, { timeout: 5000, what: `${N} missed messages (have ${got.length - 1})` });
+        await waitFor(() => got.length >= N + 1, { what: `${N} missed messages (have ${got.length - 1})` });
         // still in the room after recovery
         await emitNumbers(srv(), room, N + 1, N + 1);
-        await waitFor(() => got.length >= N + 2, { timeout: 5000, what: "a message after recovery" });
+        await waitFor(() => got.length >= N + 2, { what: "a message after recovery" });
         await ack(c, "echo", 0);
         await sleep(100);
         assert.deepEqual(got, Array.from({ length: N + 2 }, (_, i) => i), "every message once, in order");
@@ -77,7 +77,7 @@ describe("connection state recovery", () => {
         await emitNumbers(srv(), room, 1, N);
         await back;
         assert.equal(c.recovered, true);
-        await waitFor(() => got.length >= N + 1, { timeout: 5000, what: `${N} missed messages (have ${got.length - 1})` });
+        await waitFor(() => got.length >= N + 1, { what: `${N} missed messages (have ${got.length - 1})` });
         await ack(c, "echo", 0);
         await sleep(100);
         assert.deepEqual(got, Array.from({ length: N + 1 }, (_, i) => i));
@@ -97,7 +97,7 @@ describe("connection state recovery", () => {
     c.connect();
     await connected(c);
     assert.equal(c.recovered, true);
-    await waitFor(() => got.length >= 2, { timeout: 5000, what: "the replayed message" });
+    await waitFor(() => got.length >= 2, { what: "the replayed message" });
     await ack(c, "echo", 0);
     await sleep(100);
     assert.deepEqual(got, [0, 1]);

@@ -4,7 +4,9 @@
 import { it, before, after } from "node:test";
 import { io as ioClient, Manager } from "socket.io-client";
 import { startServer, TARGET } from "./server.mjs";
-import { RawWs } from "./raw.mjs";
+import { RawWs, SAFETY_NET } from "./raw.mjs";
+
+export { SAFETY_NET };
 
 export { TARGET };
 
@@ -18,7 +20,7 @@ export const TRANSPORTS = [
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `cond` every `interval` ms until it is truthy or `timeout` ms pass. */
-export async function waitFor(cond, { timeout = 5000, interval = 10, what = "condition" } = {}) {
+export async function waitFor(cond, { timeout = SAFETY_NET, interval = 10, what = "condition" } = {}) {
   const deadline = Date.now() + timeout;
   for (;;) {
     const v = await cond();
@@ -83,13 +85,13 @@ class Scope {
 
   /** A socket.io-client socket (own Manager, no reconnection unless asked), not yet awaited. */
   socket(url, opts = {}) {
-    const socket = ioClient(url, { forceNew: true, reconnection: false, timeout: 5000, ...opts });
+    const socket = ioClient(url, { forceNew: true, reconnection: false, timeout: SAFETY_NET, ...opts });
     this.defer(() => { socket.disconnect(); socket.io.engine?.close(); });
     return socket;
   }
 
   /** Connects a socket.io client to `url` (may include a namespace) and waits for `connect`. */
-  async client(url, opts = {}, { timeout = 5000 } = {}) {
+  async client(url, opts = {}, { timeout = SAFETY_NET } = {}) {
     const socket = this.socket(url, opts);
     await connected(socket, timeout);
     return socket;
@@ -97,13 +99,13 @@ class Scope {
 
   /** A Manager for several namespaces over one connection. */
   manager(url, opts = {}) {
-    const m = new Manager(url, { reconnection: false, timeout: 5000, ...opts });
+    const m = new Manager(url, { reconnection: false, timeout: SAFETY_NET, ...opts });
     this.defer(() => { m.engine?.close(); m._close?.(); });
     return m;
   }
 
   /** Connects and expects `connect_error`; resolves to that error. */
-  async connectError(url, opts = {}, { timeout = 5000 } = {}) {
+  async connectError(url, opts = {}, { timeout = SAFETY_NET + 10_000 } = {}) {
     const socket = this.socket(url, opts);
     return within(timeout, new Promise((resolve, reject) => {
       socket.once("connect", () => reject(new Error(`expected connect_error, but ${url} connected`)));
@@ -126,7 +128,7 @@ class Scope {
 }
 
 /** Resolves on `connect`, rejects on `connect_error` or after `timeout` ms. */
-export function connected(socket, timeout = 5000) {
+export function connected(socket, timeout = SAFETY_NET) {
   if (socket.connected) return Promise.resolve(socket);
   return within(timeout, new Promise((resolve, reject) => {
     socket.once("connect", () => resolve(socket));
@@ -140,7 +142,7 @@ export function connected(socket, timeout = 5000) {
  */
 export function scenario(name, opts, fn) {
   if (typeof opts === "function") [fn, opts] = [opts, {}];
-  const timeout = opts.timeout ?? 20_000;
+  const timeout = opts.timeout ?? 4 * SAFETY_NET;
   return it(name, { ...opts, timeout: timeout + 10_000 }, async (t) => {
     const scope = new Scope(t);
     const marks = new Map([...watched].map((srv) => [srv, srv.mark()]));
@@ -162,15 +164,15 @@ export function scenario(name, opts, fn) {
 
 /** emitWithAck with a timeout. */
 export function ack(socket, event, ...args) {
-  return socket.timeout(5000).emitWithAck(event, ...args);
+  return socket.timeout(SAFETY_NET).emitWithAck(event, ...args);
 }
 
 /** Waits until `socket` (default setup) runs on websocket. */
-export function upgraded(socket, timeout = 5000) {
+export function upgraded(socket, timeout = SAFETY_NET) {
   return waitFor(() => socket.io.engine?.transport?.name === "websocket", { timeout, what: "upgrade to websocket" });
 }
 
 /** Resolves with the arguments of the next `event` on `socket`. */
-export function nextEvent(socket, event, timeout = 5000) {
+export function nextEvent(socket, event, timeout = SAFETY_NET) {
   return within(timeout, new Promise((resolve) => socket.once(event, (...args) => resolve(args))), `event ${event}`);
 }

@@ -5,12 +5,20 @@ import crypto from "node:crypto";
 import WebSocket from "ws";
 
 /**
+ * The default bound of every wait on an event that should come at once
+ * (connect, ack, a condition, an event): it only turns a hang into a clear
+ * failure, so it is generous enough for a loaded 2-core machine and never
+ * measures anything. A test whose subject is a timer passes its own bounds.
+ */
+export const SAFETY_NET = 30_000;
+
+/**
  * A raw Engine.IO v4 WebSocket client. Text frames are queued and read with
  * next(); pings ("2") are answered with "3" when autoPong is on (default) and
  * counted either way.
  */
 export class RawWs {
-  static open(addr, { path = "/socket.io/", query = "EIO=4&transport=websocket", autoPong = true, timeout = 5000 } = {}) {
+  static open(addr, { path = "/socket.io/", query = "EIO=4&transport=websocket", autoPong = true, timeout = SAFETY_NET } = {}) {
     const ws = new WebSocket(`ws://${addr}${path}?${query}`);
     const raw = new RawWs(ws, autoPong);
     return new Promise((resolve, reject) => {
@@ -64,7 +72,7 @@ export class RawWs {
   }
 
   /** Next queued message matching `pred` (removed from the queue). */
-  async next(pred = () => true, timeout = 5000) {
+  async next(pred = () => true, timeout = SAFETY_NET) {
     const deadline = Date.now() + timeout;
     for (;;) {
       const i = this.queue.findIndex(pred);
@@ -80,20 +88,20 @@ export class RawWs {
   }
 
   /** Reads the Engine.IO open packet ("0{...}") and returns its JSON. */
-  async handshake(timeout = 5000) {
+  async handshake(timeout = SAFETY_NET) {
     const m = await this.next((x) => typeof x === "string" && x.startsWith("0"), timeout);
     return JSON.parse(m.slice(1));
   }
 
   /** Sends a Socket.IO CONNECT to `nsp` and resolves with the reply packet text. */
-  async connect(nsp = "/", auth, timeout = 5000) {
+  async connect(nsp = "/", auth, timeout = SAFETY_NET) {
     const prefix = nsp === "/" ? "" : `${nsp},`;
     this.send(`40${prefix}${auth === undefined ? "" : JSON.stringify(auth)}`);
     return this.next((x) => typeof x === "string" && (x.startsWith(`40${prefix}`) || x.startsWith(`44${prefix}`)), timeout);
   }
 
   /** Resolves when the server closes the connection; rejects after `timeout` ms. */
-  waitClosed(timeout = 5000) {
+  waitClosed(timeout = SAFETY_NET) {
     let t;
     return Promise.race([
       this.closed,
@@ -108,7 +116,7 @@ export class RawWs {
  * A plain HTTP request. Resolves to {status, headers, text, json()} once the
  * whole response has arrived. `body` is a string or Buffer.
  */
-export function request(url, { method = "GET", headers = {}, body, agent, timeout = 10_000 } = {}) {
+export function request(url, { method = "GET", headers = {}, body, agent, timeout = SAFETY_NET } = {}) {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, agent, timeout }, (res) => {
       const chunks = [];
