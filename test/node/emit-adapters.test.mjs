@@ -8,7 +8,7 @@ import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import path from "node:path";
-import { scenario, waitFor } from "./lib/harness.mjs";
+import { scenario, SAFETY_NET, waitFor } from "./lib/harness.mjs";
 import { ROOT, TARGET } from "./lib/server.mjs";
 import { startRedis, startNodeNode, redisClient, closeRedisClient } from "./lib/cluster.mjs";
 import { tracked, join, WS } from "./lib/mixed.mjs";
@@ -57,7 +57,7 @@ for (const [backplane, nodeAdapter] of [["redis-sharded", "sharded"], ["redis-st
         await waitFor(async () => {
           await emit("ready");
           return cl[0].got.some((g) => g.ev === "ready");
-        }, { timeout: 10_000, interval: 200, what: "the Node node reads the stream" });
+        }, { timeout: SAFETY_NET, interval: 200, what: "the Node node reads the stream" });
         await waitFor(() => cl.every((c) => c.got.some((g) => g.ev === "ready")), { what: "ready everywhere" });
       }
       const cases = [

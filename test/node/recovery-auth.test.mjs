@@ -4,7 +4,7 @@
 // it missed, including what was sent during the refused attempt.
 import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { scenario, useServer, ack, nextEvent, waitFor, connected, within } from "./lib/harness.mjs";
+import { scenario, SAFETY_NET, useServer, ack, nextEvent, waitFor, connected, within } from "./lib/harness.mjs";
 import { TARGET } from "./lib/server.mjs";
 import { startRedis } from "./lib/cluster.mjs";
 import { apiEmit, signHS256 } from "./lib/raw.mjs";
@@ -21,7 +21,7 @@ async function emit(srv, room, n) {
 
 /** Reconnects `c` with its current auth; resolves with the connect_error. */
 function refused(c) {
-  const p = within(5000, new Promise((resolve, reject) => {
+  const p = within(SAFETY_NET, new Promise((resolve, reject) => {
     c.once("connect", () => reject(new Error("connected with a bad token")));
     c.once("connect_error", resolve);
   }), "connect_error");
@@ -63,9 +63,9 @@ function suite(name, extra, setup = async () => {}) {
       await connected(c);
       assert.equal(c.recovered, true, "recovered after a refused attempt");
       assert.equal(c.id, id);
-      await waitFor(() => got.length >= 11, { timeout: 5000, what: `11 messages (have ${JSON.stringify(got)})` });
+      await waitFor(() => got.length >= 11, { timeout: SAFETY_NET, what: `11 messages (have ${JSON.stringify(got)})` });
       await emit(srv(), room, 11); // still in its room
-      await waitFor(() => got.length >= 12, { timeout: 5000, what: "a message after recovery" });
+      await waitFor(() => got.length >= 12, { timeout: SAFETY_NET, what: "a message after recovery" });
       await ack(c, "echo", 0);
       assert.deepEqual(got, Array.from({ length: 12 }, (_, i) => i), "every message once, in order");
       // the user room of the new token is joined too

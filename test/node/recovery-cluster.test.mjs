@@ -16,7 +16,7 @@ import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { scenario, ack, nextEvent, sleep, waitFor, connected } from "./lib/harness.mjs";
+import { scenario, SAFETY_NET, ack, nextEvent, sleep, waitFor, connected } from "./lib/harness.mjs";
 import { TARGET, ROOT } from "./lib/server.mjs";
 import { startRedis, startNodeNode } from "./lib/cluster.mjs";
 import { apiEmit } from "./lib/raw.mjs";
@@ -71,11 +71,11 @@ for (const adapter of ["redis", "redis-sharded", "redis-streams"]) {
         await apiOK(b, { rooms: ["barrier"], event: "b", data: `hello-${++k}` });
         await sleep(50);
         return seen.length > 0;
-      }, { timeout: 10_000, interval: 0, what: "node B's broadcasts reaching node A" });
+      }, { timeout: SAFETY_NET, interval: 0, what: "node B's broadcasts reaching node A" });
       probe.disconnect();
       /** Sends `step`'s message, then its barrier `tag` from the same origin; waits for the barrier on A. */
       const gated = async (tag, send) => {
-        const got = waitFor(() => seen.includes(tag), { timeout: 10_000, what: `barrier ${tag} on node A` });
+        const got = waitFor(() => seen.includes(tag), { timeout: SAFETY_NET, what: `barrier ${tag} on node A` });
         await send(tag);
         await got;
       };
@@ -137,18 +137,18 @@ for (const adapter of ["redis", "redis-sharded", "redis-streams"]) {
       return { a, b, c, got, sent, id };
     }
 
-    scenario("back on the same node: every message once, in order, recovered", { timeout: 60_000 }, async (s) => {
+    scenario("back on the same node: every message once, in order, recovered", { timeout: 8 * SAFETY_NET }, async (s) => {
       const { c, got, sent, id } = await awayScenario(s, `same-${adapter}`);
       c.connect();
       await connected(c);
       assert.equal(c.recovered, true, "socket.recovered on the node the client left");
       assert.equal(c.id, id);
-      await waitFor(() => got.length >= sent.length, { timeout: 5000, what: `${sent.length} messages (have ${JSON.stringify(got)})` });
+      await waitFor(() => got.length >= sent.length, { timeout: SAFETY_NET, what: `${sent.length} messages (have ${JSON.stringify(got)})` });
       await ack(c, "echo", 0); // anything queued behind has arrived
       assert.deepEqual(got, sent, "every message once, in order");
     });
 
-    scenario("back on the other node: complete or refused, never partial", { timeout: 60_000 }, async (s) => {
+    scenario("back on the other node: complete or refused, never partial", { timeout: 8 * SAFETY_NET }, async (s) => {
       const room = `other-${adapter}`;
       const { b, c, got, sent, id } = await awayScenario(s, room);
       const c2 = s.socket(b.url, { ...WS, auth: { pid: c._pid, offset: c._lastOffset } });
@@ -156,7 +156,7 @@ for (const adapter of ["redis", "redis-sharded", "redis-streams"]) {
       await connected(c2);
       await ack(c2, "echo", 0);
       if (c2.id === id) {
-        await waitFor(() => got.length >= sent.length, { timeout: 5000, what: `${sent.length} messages (have ${JSON.stringify(got)})` });
+        await waitFor(() => got.length >= sent.length, { timeout: SAFETY_NET, what: `${sent.length} messages (have ${JSON.stringify(got)})` });
         await ack(c2, "echo", 0);
         assert.deepEqual(got, sent, "recovered on the other node: every message once, in order");
       } else {

@@ -4,12 +4,12 @@ import { describe } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { scenario, TARGET } from "./lib/harness.mjs";
+import { scenario, SAFETY_NET, TARGET } from "./lib/harness.mjs";
 import { ROOT } from "./lib/server.mjs";
 import { request } from "./lib/raw.mjs";
 
 /** Runs `roomcast serve args` until it exits (bounded), returning its code and stderr. */
-function runToExit(args, timeout = 10_000) {
+function runToExit(args, timeout = SAFETY_NET) {
   return new Promise((resolve, reject) => {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("ROOMCAST_")));
     const p = spawn(path.join(ROOT, "bin/roomcast"), ["serve", ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
