@@ -206,15 +206,26 @@ func (s *session) Close(reason clients.Reason) {
 	if ce := s.srv.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
 		ce.Write(zap.String("cid", s.id), zap.Stringer("reason", reason), zap.String("transport", transport))
 	}
-	// A graceful close flushes, then ends, bounded by the write timeout; a
-	// queue already cut takes no marker and ends at once.
-	if graceful(reason) && s.q.Push(closeMarker) != clients.Closed {
-		grace := s.srv.cfg.WriteTimeout
-		if grace <= 0 {
-			grace = DefaultWriteTimeout
+	grace := s.srv.cfg.WriteTimeout
+	if grace <= 0 {
+		grace = DefaultWriteTimeout
+	}
+	switch {
+	case graceful(reason) && s.q.Push(closeMarker) == clients.Queued:
+		// A graceful close flushes, then ends, bounded by the write timeout.
+		time.AfterFunc(grace, func() { s.hardStop() })
+	case reason == clients.ReasonQueueFull:
+		// The cut left a gap-free prefix of the stream queued (at most the
+		// queue's bound, nothing more is accepted): the writer writes it and
+		// ends the connection, bounded by the write timeout. Dropping it
+		// instead would let a recovering client whose missed packets exceed
+		// the bound make no progress at all: its replay fills the queue
+		// before the writer runs.
+		if ws != nil && transport == transportWebSocket && !s.q.Writing() {
+			go ws.finish(s, reason, nil)
 		}
 		time.AfterFunc(grace, func() { s.hardStop() })
-	} else {
+	default:
 		wasWriting := s.q.Close()
 		if ws != nil && transport == transportWebSocket && !wasWriting {
 			go ws.finish(s, reason, nil)
