@@ -39,7 +39,8 @@ type session struct {
 	transport    string
 	ws           *wsConn // set once on WebSocket
 	upgrading    bool
-	closed       bool
+	closing      bool // Close has begun
+	closed       bool // Close has ended the socket layer; the transport may end
 	reason       clients.Reason
 	awaitingPong bool
 	timer        *time.Timer
@@ -181,10 +182,19 @@ func graceful(r clients.Reason) bool {
 // Close ends the session; idempotent, returns at once.
 func (s *session) Close(reason clients.Reason) {
 	s.mu.Lock()
-	if s.closed {
+	if s.closing {
 		s.mu.Unlock()
 		return
 	}
+	s.closing = true
+	s.mu.Unlock()
+	// The socket layer ends first, saving the recovery session, while the
+	// session is not yet marked closed, so no writer ends the transport yet:
+	// a client that learns of the close and reconnects at once finds its
+	// session saved.
+	s.client.OnClose(reason)
+
+	s.mu.Lock()
 	s.closed = true
 	s.reason = reason
 	if s.timer != nil {
@@ -233,7 +243,6 @@ func (s *session) Close(reason clients.Reason) {
 	}
 	close(s.done)
 	s.wakePoll()
-	s.client.OnClose(reason)
 }
 
 // hardStop ends the transport without waiting any longer.
