@@ -304,6 +304,14 @@ func (q *Queue) Len() (packets, bytes int) {
 	return q.n, q.bytes
 }
 
+// Writing reports whether a writer is active: woken and not yet told by
+// Take that the queue is empty.
+func (q *Queue) Writing() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.writing
+}
+
 // Close discards what is queued and refuses further pushes. It reports
 // whether a writer was active (or the queue already closed): if not, no
 // writer will run again, and the caller ends the transport itself.

@@ -40,7 +40,8 @@ type session struct {
 	transport    string
 	ws           *wsConn // set once on WebSocket
 	upgrading    bool
-	closed       bool
+	closing      bool // Close has begun
+	closed       bool // Close has ended the socket layer; the transport may end
 	reason       clients.Reason
 	awaitingPong bool
 	timer        *time.Timer
@@ -189,10 +190,19 @@ func graceful(r clients.Reason) bool {
 // Close ends the session; idempotent, returns at once.
 func (s *session) Close(reason clients.Reason) {
 	s.mu.Lock()
-	if s.closed {
+	if s.closing {
 		s.mu.Unlock()
 		return
 	}
+	s.closing = true
+	s.mu.Unlock()
+	// The socket layer ends first, saving the recovery session, while the
+	// session is not yet marked closed, so no writer ends the transport yet:
+	// a client that learns of the close and reconnects at once finds its
+	// session saved.
+	s.client.OnClose(reason)
+
+	s.mu.Lock()
 	s.closed = true
 	s.reason = reason
 	if s.timer != nil {
@@ -214,15 +224,26 @@ func (s *session) Close(reason clients.Reason) {
 	if ce := s.srv.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
 		ce.Write(zap.String("cid", s.id), zap.Stringer("reason", reason), zap.String("transport", transport))
 	}
-	// A graceful close flushes, then ends, bounded by the write timeout; a
-	// queue already cut takes no marker and ends at once.
-	if graceful(reason) && s.q.Push(closeMarker) != clients.Closed {
-		grace := s.srv.cfg.WriteTimeout
-		if grace <= 0 {
-			grace = DefaultWriteTimeout
+	grace := s.srv.cfg.WriteTimeout
+	if grace <= 0 {
+		grace = DefaultWriteTimeout
+	}
+	switch {
+	case graceful(reason) && s.q.Push(closeMarker) == clients.Queued:
+		// A graceful close flushes, then ends, bounded by the write timeout.
+		time.AfterFunc(grace, func() { s.hardStop() })
+	case reason == clients.ReasonQueueFull:
+		// The cut left a gap-free prefix of the stream queued (at most the
+		// queue's bound, nothing more is accepted): the writer writes it and
+		// ends the connection, bounded by the write timeout. Dropping it
+		// instead would let a recovering client whose missed packets exceed
+		// the bound make no progress at all: its replay fills the queue
+		// before the writer runs.
+		if ws != nil && transport == transportWebSocket && !s.q.Writing() {
+			go ws.finish(s, reason, nil)
 		}
 		time.AfterFunc(grace, func() { s.hardStop() })
-	} else {
+	default:
 		wasWriting := s.q.Close()
 		if ws != nil && transport == transportWebSocket && !wasWriting {
 			go ws.finish(s, reason, nil)
@@ -230,7 +251,6 @@ func (s *session) Close(reason clients.Reason) {
 	}
 	close(s.done)
 	s.wakePoll()
-	s.client.OnClose(reason)
 }
 
 // hardStop ends the transport without waiting any longer.
