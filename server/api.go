@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -121,6 +122,11 @@ func api[T any](srv *Server, h func(w http.ResponseWriter, r *http.Request, req 
 	return func(w http.ResponseWriter, r *http.Request) {
 		req := new(T)
 		if r.Method == http.MethodPost {
+			if t := srv.cfg.ReadTimeout; t > 0 {
+				// As for polling POSTs: a body that does not arrive in time
+				// holds nothing for long.
+				http.NewResponseController(w).SetReadDeadline(time.Now().Add(t))
+			}
 			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(srv.cfg.MaxPayload)))
 			dec.DisallowUnknownFields()
 			err := dec.Decode(req)
@@ -129,6 +135,12 @@ func api[T any](srv *Server, h func(w http.ResponseWriter, r *http.Request, req 
 			}
 			if err != nil {
 				var tooBig *http.MaxBytesError
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					w.Header().Set("Connection", "close")
+					writeJSON(w, http.StatusRequestTimeout, map[string]any{"error": "body not received in time"})
+					return
+				}
 				if errors.As(err, &tooBig) {
 					writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": fmt.Sprintf("body larger than %d bytes", tooBig.Limit)})
 					return

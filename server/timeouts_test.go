@@ -119,3 +119,26 @@ func TestHTTPReadAndIdleTimeouts(t *testing.T) {
 		t.Fatal("the long-polling session was closed")
 	}
 }
+
+// An HTTP API POST whose body does not arrive gets 408 after the read
+// timeout, as a polling POST does, instead of holding its goroutine for as
+// long as the client likes.
+func TestAPIReadTimeout(t *testing.T) {
+	_, addr := startServer(t, Config{ReadTimeout: 200 * time.Millisecond})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v1/emit HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n%s", addr, `{"event":`)
+	conn.SetReadDeadline(time.Now().Add(safetyNet))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("slow API POST: no answer: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"error"`) {
+		t.Fatalf("slow API POST answered %d %s, want 408 with a JSON error", resp.StatusCode, body)
+	}
+}
