@@ -72,8 +72,9 @@ type Config struct {
 	// WriteTimeout closes a connection whose write takes longer (WebSocket
 	// close 1008 "Send timeout"). 0: 5 s; negative: none.
 	WriteTimeout time.Duration
-	// ReadTimeout bounds reading the body of a polling POST, from the end of
-	// its headers: a slower body gets 408 and ends the session. 0:
+	// ReadTimeout bounds reading the body of a polling or HTTP API POST,
+	// from the end of its headers: a slower body gets 408 (and ends a
+	// polling session). 0:
 	// DefaultReadTimeout (10 s); negative: none. Long-poll GETs and
 	// WebSocket connections are not affected.
 	ReadTimeout time.Duration

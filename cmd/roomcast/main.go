@@ -96,7 +96,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.queuePackets, "send-queue-packets", clients.DefaultMaxPackets, "per-connection send queue bound, packets")
 	fs.StringVar(&o.policy, "send-queue-policy", "disconnect", "full send queue policy: disconnect, drop-oldest or coalesce")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "a write taking longer closes the connection")
-	fs.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout, "a polling POST body that takes longer to arrive gets 408 and ends the session (0 = none)")
+	fs.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout, "a polling or API POST body that takes longer to arrive gets 408 (a polling session then ends; 0 = none)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "closes a keep-alive HTTP connection idle this long (0 = none)")
 	fs.DurationVar(&o.ackTime, "ack-timeout", 0, "default timeout of server emits with ack (0 = none)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ with /metrics (refused off loopback: use --pprof-addr)")
