@@ -1,4 +1,4 @@
-.PHONY: run test gotest nodetest deps fuzz fuzz-short bench build soak
+.PHONY: run test gotest nodetest deps fuzz fuzz-short bench build
 
 # FUZZTIME is how long `make fuzz` runs each fuzz target (go test -fuzztime);
 # FUZZTIME_SHORT the same for `make fuzz-short`, which `make test` runs.
