@@ -2,7 +2,7 @@
 // each Redis adapter. A client on node A drops; while it is away its room
 // gets messages from every origin: node B's hub `publish`, node B's HTTP
 // API, a Node.js socket.io 4.8 node on the same Redis (its own adapter of
-// that kind), the Redis emitter (`roomcast emit`, adapter.NewEmitter) and
+// that kind), the emitter (`roomcast emit --adapter`, in that adapter's format) and
 // node A's HTTP API. Back on A, it must get every message exactly once, in order,
 // with socket.recovered === true. Back on B instead, recovery must be
 // complete or refused (a fresh session), never partial.
@@ -24,10 +24,10 @@ import { apiEmit } from "./lib/raw.mjs";
 const skip = TARGET !== "roomcast" && "the Redis adapters are roomcast's (TARGET=roomcast only)";
 const WS = { transports: ["websocket"] };
 
-/** `roomcast emit` (the Go emitter) against `redisUrl`; resolves when it exits 0. */
-function goEmit(redisUrl, room, event, data) {
+/** `roomcast emit --adapter adapter` (the Go emitter) against `redisUrl`; resolves when it exits 0. */
+function goEmit(redisUrl, adapter, room, event, data) {
   return new Promise((resolve, reject) => {
-    const p = spawn(path.join(ROOT, "bin", "roomcast"), ["emit", "--redis-url", redisUrl, "--room", room, "--event", event, "--data", JSON.stringify(data)], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(path.join(ROOT, "bin", "roomcast"), ["emit", "--adapter", adapter, "--redis-url", redisUrl, "--room", room, "--event", event, "--data", JSON.stringify(data)], { stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     p.stderr.on("data", (d) => { err += d; });
     p.on("error", reject);
@@ -114,14 +114,11 @@ for (const adapter of ["redis", "redis-sharded", "redis-streams"]) {
           node.io.to(room).emit("m", n);
           node.io.to("barrier").emit("b", tag);
         }],
-        // The emitter PUBLISHes on the pub/sub channels (as Node's
-        // @socket.io/redis-emitter, which has no sharded or streams mode):
-        // the sharded and streams adapters do not hear it at all, connected
-        // clients included, so that origin is only part of the redis case.
-        ...(adapter !== "redis" ? [] : [["Go emitter", async (n, tag) => {
-          await goEmit(redis.url, room, "m", n);
-          await goEmit(redis.url, "barrier", "b", tag);
-        }]]),
+        // The emitter in the wire format of the cluster's adapter.
+        ["Go emitter", async (n, tag) => {
+          await goEmit(redis.url, adapter, room, "m", n);
+          await goEmit(redis.url, adapter, "barrier", "b", tag);
+        }],
         ["node A HTTP API", async (n, tag) => {
           await apiOK(a, { rooms: [room], event: "m", data: n });
           await apiOK(a, { rooms: ["barrier"], event: "b", data: tag });
