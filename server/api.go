@@ -1,13 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -122,21 +122,18 @@ func api[T any](srv *Server, h func(w http.ResponseWriter, r *http.Request, req 
 	return func(w http.ResponseWriter, r *http.Request) {
 		req := new(T)
 		if r.Method == http.MethodPost {
-			if t := srv.cfg.ReadTimeout; t > 0 {
-				// As for polling POSTs: a body that does not arrive in time
-				// holds nothing for long.
-				http.NewResponseController(w).SetReadDeadline(time.Now().Add(t))
-			}
-			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(srv.cfg.MaxPayload)))
-			dec.DisallowUnknownFields()
-			err := dec.Decode(req)
-			if err == nil && dec.Decode(new(json.RawMessage)) != io.EOF {
-				err = errors.New("data after the JSON object")
+			body, err := readBody(w, r, srv.cfg.MaxPayload, srv.cfg.ReadTimeout)
+			if err == nil {
+				dec := json.NewDecoder(bytes.NewReader(body))
+				dec.DisallowUnknownFields()
+				err = dec.Decode(req)
+				if err == nil && dec.Decode(new(json.RawMessage)) != io.EOF {
+					err = errors.New("data after the JSON object")
+				}
 			}
 			if err != nil {
 				var tooBig *http.MaxBytesError
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
+				if isTimeout(err) {
 					w.Header().Set("Connection", "close")
 					writeJSON(w, http.StatusRequestTimeout, map[string]any{"error": "body not received in time"})
 					return

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -135,8 +134,7 @@ func (s *session) writePayload(w http.ResponseWriter, entries []clients.Entry) e
 }
 
 func classifyWriteErr(err error) error {
-	var te interface{ Timeout() bool }
-	if errors.As(err, &te) && te.Timeout() {
+	if isTimeout(err) {
 		return errWriteTimeout
 	}
 	return err
@@ -153,29 +151,16 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		s.protocolError(errors.New("binary polling body (Engine.IO 3)"))
 		return
 	}
-	// A body that announces more than it sends must not hold the request
-	// (and its goroutine and socket) for as long as the peer likes.
-	rc := http.NewResponseController(w)
 	timeout := s.srv.cfg.ReadTimeout
-	if timeout > 0 {
-		rc.SetReadDeadline(time.Now().Add(timeout))
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.srv.cfg.MaxPayload)))
-	if timeout > 0 && err == nil {
-		// Cleared, or net/http's read that watches for the peer going away
-		// would fail on it and cancel the request. After an error it stays,
-		// so net/http cannot wait on the rest of the body either.
-		rc.SetReadDeadline(time.Time{})
-	}
+	body, err := readBody(w, r, s.srv.cfg.MaxPayload, timeout)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		var te interface{ Timeout() bool }
 		switch {
 		case errors.As(err, &mbe):
 			s.log().Info("closing connection on oversized polling body", zap.Int("max_payload", s.srv.cfg.MaxPayload))
 			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 			s.Close(clients.ReasonPayloadTooLarge)
-		case errors.As(err, &te) && te.Timeout():
+		case isTimeout(err):
 			s.log().Info("closing connection on slow polling body", zap.Duration("read_timeout", timeout))
 			w.Header().Set("Connection", "close")
 			http.Error(w, "request body timeout", http.StatusRequestTimeout)

@@ -142,3 +142,37 @@ func TestAPIReadTimeout(t *testing.T) {
 		t.Fatalf("slow API POST answered %d %s, want 408 with a JSON error", resp.StatusCode, body)
 	}
 }
+
+// The read timeout bounds only the body: an API emit with ack whose answer
+// comes after it is not cut (net/http's background read would cancel the
+// request if the deadline stayed set after the body was read).
+func TestAPIAckOutlivesReadTimeout(t *testing.T) {
+	const readTimeout = 200 * time.Millisecond
+	_, addr := startServer(t, Config{ReadTimeout: readTimeout})
+	c := dialRaw(t, addr, 0)
+	if got := c.connect("/"); !strings.HasPrefix(got, "40{") {
+		t.Fatalf("connect answer %q", got)
+	}
+	type result struct {
+		code int
+		out  map[string]any
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, _, out := apiDo(t, "POST", "http://"+addr+"/api/v1/emit", "application/json", "", `{"event":"poll","ack":true,"timeout":60000}`)
+		done <- result{code, out}
+	}()
+	ev := c.read() // 421["poll"]: the emit reached the client
+	id := strings.TrimPrefix(strings.SplitN(ev, "[", 2)[0], "42")
+	// Answer only after the read timeout has passed: the subject here.
+	time.Sleep(3 * readTimeout)
+	c.write("43" + id + `["yes"]`)
+	select {
+	case r := <-done:
+		if r.code != 200 || fmt.Sprint(r.out["acks"]) != "[yes]" {
+			t.Fatalf("emit with ack answered %d %v, want 200 with acks [yes]", r.code, r.out)
+		}
+	case <-time.After(safetyNet):
+		t.Fatal("no API answer")
+	}
+}
