@@ -7,5 +7,7 @@
 // broadcast loops and backplane receive loops. Exactly one writer drains a
 // queue at a time; the queue itself tracks whether a writer is active and
 // asks for one (through its wake function) when data arrives at an idle
-// queue.
+// queue. Under the disconnect policy the first refused push cuts the
+// queue: every later push is refused too, so what is delivered is a
+// gap-free prefix of the stream.
 package clients

@@ -1,5 +1,7 @@
 // Package server is roomcast's HTTP side: the listener and its routes
-// (/socket.io/, /api/v1/emit, /healthz, /readyz, /metrics), the Engine.IO 4
+// (/socket.io/, the /api/v1/ HTTP API, /healthz, /readyz, /metrics, and
+// pprof when asked; /metrics and pprof may have listeners of their own),
+// the Engine.IO 4
 // transports (WebSocket, long-polling, the upgrade between them,
 // heartbeats), the built-in hub protocol, JWT authentication, metrics, the
 // connection rate limit and graceful shutdown.
