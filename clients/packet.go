@@ -84,3 +84,13 @@ func Text(kind Kind, data []byte) *Packet { return NewPacket(kind, NewFrame(fals
 
 // Size is the number of bytes the packet counts against a queue bound.
 func (p *Packet) Size() int { return p.size }
+
+// Message builds the packet of one Engine.IO text message ("4" + data).
+func Message(kind Kind, data []byte) *Packet {
+	return Text(kind, append([]byte("4"), data...))
+}
+
+// BinaryMessage builds the packet of one binary message.
+func BinaryMessage(kind Kind, data []byte) *Packet {
+	return NewPacket(kind, NewFrame(true, data))
+}

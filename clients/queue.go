@@ -49,10 +49,27 @@ type Entry struct {
 	At     time.Time
 }
 
-// Stats observes what a queue does; any field may be nil.
+// Stats observes what connections and their queues do; any field may be
+// nil. The functions run on the connections' goroutines and must not block.
 type Stats struct {
 	Dropped   func(n int, p Policy) // packets dropped by a policy
 	Coalesced func()                // a packet replaced by a newer one
+	Opened    func()                // a connection opened
+	Closed    func(r Reason)        // a connection closed
+	Taken     func(entries []Entry) // a writer took these from a queue
+	Sent      func(entries []Entry) // a writer wrote these
+}
+
+func (st *Stats) taken(entries []Entry) {
+	if st.Taken != nil {
+		st.Taken(entries)
+	}
+}
+
+func (st *Stats) sent(entries []Entry) {
+	if st.Sent != nil {
+		st.Sent(entries)
+	}
 }
 
 // Queue is a bounded FIFO of packets with a single drainer. See the package

@@ -1,40 +1,37 @@
 package clients
 
-// Reason is why a connection or a socket ended. Its String feeds the
-// disconnect event, the log field and the metric label, so the set is small
-// and fixed. The strings follow Socket.IO's where Socket.IO has one.
+// Reason is why a connection ended: an Engine.IO reason or backpressure.
+// Its String feeds the log field and the metric label, and the socket
+// layer's disconnect reasons, so the set is small and fixed. The strings
+// follow Engine.IO's and Socket.IO's where they have one.
 type Reason uint8
 
 const (
-	ReasonNone                      Reason = iota
-	ReasonTransportClose                   // the peer closed the transport
-	ReasonTransportError                   // reading or writing failed
-	ReasonPingTimeout                      // no pong within the ping timeout
-	ReasonParseError                       // the peer sent a packet we cannot decode
-	ReasonServerNamespaceDisconnect        // server code disconnected the socket
-	ReasonClientNamespaceDisconnect        // the client left the namespace
-	ReasonServerShutdown                   // graceful shutdown
-	ReasonForcedClose                      // the peer sent an Engine.IO close
-	ReasonForcedServerClose                // server code closed the connection
-	ReasonQueueFull                        // the send queue overflowed (policy disconnect)
-	ReasonWriteTimeout                     // a write missed its deadline
-	ReasonPayloadTooLarge                  // a message over maxPayload
+	ReasonNone              Reason = iota
+	ReasonTransportClose           // the peer closed the transport
+	ReasonTransportError           // reading or writing failed
+	ReasonPingTimeout              // no pong within the ping timeout
+	ReasonParseError               // the peer sent a packet we cannot decode
+	ReasonServerShutdown           // graceful shutdown
+	ReasonForcedClose              // the peer sent an Engine.IO close
+	ReasonForcedServerClose        // server code closed the connection
+	ReasonQueueFull                // the send queue overflowed (policy disconnect)
+	ReasonWriteTimeout             // a write missed its deadline
+	ReasonPayloadTooLarge          // a message over maxPayload
 )
 
 var reasonNames = [...]string{
-	ReasonNone:                      "none",
-	ReasonTransportClose:            "transport close",
-	ReasonTransportError:            "transport error",
-	ReasonPingTimeout:               "ping timeout",
-	ReasonParseError:                "parse error",
-	ReasonServerNamespaceDisconnect: "server namespace disconnect",
-	ReasonClientNamespaceDisconnect: "client namespace disconnect",
-	ReasonServerShutdown:            "server shutting down",
-	ReasonForcedClose:               "forced close",
-	ReasonForcedServerClose:         "forced server close",
-	ReasonQueueFull:                 "send queue full",
-	ReasonWriteTimeout:              "Send timeout",
-	ReasonPayloadTooLarge:           "message too big",
+	ReasonNone:              "none",
+	ReasonTransportClose:    "transport close",
+	ReasonTransportError:    "transport error",
+	ReasonPingTimeout:       "ping timeout",
+	ReasonParseError:        "parse error",
+	ReasonServerShutdown:    "server shutting down",
+	ReasonForcedClose:       "forced close",
+	ReasonForcedServerClose: "forced server close",
+	ReasonQueueFull:         "send queue full",
+	ReasonWriteTimeout:      "Send timeout",
+	ReasonPayloadTooLarge:   "message too big",
 }
 
 func (r Reason) String() string {
@@ -42,17 +39,6 @@ func (r Reason) String() string {
 		return reasonNames[r]
 	}
 	return "unknown"
-}
-
-// Recoverable tells whether a socket that ended for this reason keeps its
-// session for connection state recovery (the peer did not mean to leave).
-func (r Reason) Recoverable() bool {
-	switch r {
-	case ReasonTransportClose, ReasonTransportError, ReasonPingTimeout, ReasonForcedClose,
-		ReasonServerShutdown, ReasonQueueFull, ReasonWriteTimeout:
-		return true
-	}
-	return false
 }
 
 // WSCloseCode is the WebSocket close code sent for this reason.

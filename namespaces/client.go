@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"sync"
 	"time"
 
@@ -15,8 +16,9 @@ import (
 )
 
 // Client is the socket layer of one connection: it decodes packets and
-// routes them to the connection's sockets (one per namespace). Its On*
-// methods are called by the transport, in order, one at a time.
+// routes them to the connection's sockets (one per namespace). It is the
+// connection's clients.Receiver: its Text, Binary and Close methods are
+// called by the transport, in order, one at a time.
 type Client struct {
 	srv          *Server
 	conn         clients.Conn
@@ -30,10 +32,11 @@ type Client struct {
 	pending *packet // a binary packet waiting for its attachments
 }
 
-// OnText handles an Engine.IO message carrying text (a socket.io packet).
+// Text handles an Engine.IO message carrying text (a socket.io packet).
 // A returned error means the peer broke the protocol: the transport closes
-// the connection with ReasonParseError.
-func (c *Client) OnText(data []byte) error {
+// the connection with ReasonParseError (ReasonPayloadTooLarge for
+// ErrPacketTooLarge).
+func (c *Client) Text(data []byte) error {
 	if c.pending != nil {
 		return fmt.Errorf("%w: text packet while binary attachments are pending", errPacket)
 	}
@@ -62,8 +65,8 @@ func (c *Client) OnText(data []byte) error {
 	return c.dispatch(&p)
 }
 
-// OnBinary handles an Engine.IO message carrying a binary attachment.
-func (c *Client) OnBinary(data []byte) error {
+// Binary handles an Engine.IO message carrying a binary attachment.
+func (c *Client) Binary(data []byte) error {
 	p := c.pending
 	if p == nil {
 		return fmt.Errorf("%w: unexpected binary attachment", errPacket)
@@ -115,7 +118,7 @@ func (c *Client) dispatch(p *packet) error {
 	switch p.typ {
 	case typeDisconnect:
 		c.detach(s)
-		s.closeWith(clients.ReasonClientNamespaceDisconnect)
+		s.closeWith(ReasonClientNamespaceDisconnect)
 	case typeEvent, typeBinaryEvent:
 		return s.handleEvent(p)
 	case typeAck, typeBinaryAck:
@@ -265,8 +268,9 @@ func (c *Client) detach(s *Socket) {
 	c.mu.Unlock()
 }
 
-// OnClose ends every socket of the connection with the connection's reason.
-func (c *Client) OnClose(reason clients.Reason) {
+// Close ends every socket of the connection with the connection's reason.
+func (c *Client) Close(r clients.Reason) {
+	reason := ReasonOf(r)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -293,4 +297,10 @@ func (c *Client) Sockets() []*Socket {
 		out = append(out, s)
 	}
 	return out
+}
+
+// Open attaches the socket layer to a new connection: Server is the
+// clients.Handler of the connection layer.
+func (s *Server) Open(conn clients.Conn, r *http.Request) clients.Receiver {
+	return s.NewClient(conn, r)
 }

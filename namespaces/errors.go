@@ -20,7 +20,7 @@ var (
 	errEncode    = errors.New("cannot encode the emit's arguments")
 	// ErrPacketTooLarge closes a connection whose packet, text and binary
 	// attachments together, is over Config.MaxPacketSize.
-	ErrPacketTooLarge = errors.New("socket.io packet too large")
+	ErrPacketTooLarge error = packetTooLarge{}
 	// ErrTooManyNamespaces is the connect_error of a CONNECT that would
 	// create a dynamic namespace over Config.MaxDynamicNamespaces.
 	ErrTooManyNamespaces = errors.New("too many namespaces")

@@ -133,7 +133,7 @@ func frames(msgs ...string) []byte {
 }
 
 // FuzzClientFrames feeds a sequence of text and binary messages through
-// Client.OnText and OnBinary, as a transport does, to a client connected
+// Client.Text and Binary, as a transport does, to a client connected
 // to "/" (dynamic namespaces "/d-<digit>" exist too). After each message
 // the bytes held for a packet awaiting attachments are exactly its text
 // and attachments so far, and at most the bound; binary data is only
@@ -175,7 +175,7 @@ func FuzzClientFrames(f *testing.F) {
 		})
 		conn := newFakeConn()
 		c := srv.NewClient(conn, nil)
-		if err := c.OnText([]byte("0")); err != nil {
+		if err := c.Text([]byte("0")); err != nil {
 			t.Fatal(err)
 		}
 		for len(in) >= 2 {
@@ -186,9 +186,9 @@ func FuzzClientFrames(f *testing.F) {
 			in = in[n:]
 			var err error
 			if kind == 't' {
-				err = c.OnText(msg)
+				err = c.Text(msg)
 			} else {
-				err = c.OnBinary(msg)
+				err = c.Binary(msg)
 			}
 			if err != nil {
 				if !errors.Is(err, errPacket) && !errors.Is(err, ErrPacketTooLarge) {
@@ -213,7 +213,7 @@ func FuzzClientFrames(f *testing.F) {
 			}
 			conn.texts() // what a writer would take
 		}
-		c.OnClose(0)
+		c.Close(0)
 		for _, n := range srv.Namespaces() {
 			if n.Len() != 0 {
 				t.Fatalf("namespace %s keeps %d sockets after the connection closed", n.Name(), n.Len())

@@ -25,7 +25,7 @@ func TestDynamicNamespaceChurn(t *testing.T) {
 			for i := 0; i < rounds; i++ {
 				conn := newFakeConn()
 				c := srv.NewClient(conn, nil)
-				if err := c.OnText([]byte("0/d,")); err != nil {
+				if err := c.Text([]byte("0/d,")); err != nil {
 					t.Error(err)
 					return
 				}
@@ -42,9 +42,9 @@ func TestDynamicNamespaceChurn(t *testing.T) {
 					return
 				}
 				if i%2 == 0 {
-					c.OnText([]byte("1/d,"))
+					c.Text([]byte("1/d,"))
 				} else {
-					c.OnClose(0)
+					c.Close(0)
 				}
 			}
 		}()
@@ -91,7 +91,7 @@ func TestDynamicNamespaceRefusedAndCapped(t *testing.T) {
 	if _, ack := connectPeer(t, srv, "/nope", ``); ack != `4/nope,{"message":"Invalid namespace"}` {
 		t.Fatalf("unknown namespace at the cap: %q", ack)
 	}
-	a.c.OnClose(0) // /d-1 keeps the second peer
+	a.c.Close(0) // /d-1 keeps the second peer
 	if _, ack := connectPeer(t, srv, "/d-3", `{"ok":true}`); ack != `4/d-3,{"message":"too many namespaces"}` {
 		t.Fatalf("over the cap: %q", ack)
 	}

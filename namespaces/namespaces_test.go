@@ -76,8 +76,8 @@ func connectPeer(t testing.TB, srv *Server, nsp, auth string) (*peer, string) {
 
 func (p *peer) send(s string) {
 	p.t.Helper()
-	if err := p.c.OnText([]byte(s)); err != nil {
-		p.t.Fatalf("OnText(%q): %v", s, err)
+	if err := p.c.Text([]byte(s)); err != nil {
+		p.t.Fatalf("Text(%q): %v", s, err)
 	}
 }
 
@@ -232,7 +232,7 @@ func TestRecoveryThroughNamespace(t *testing.T) {
 	var args []any
 	json.Unmarshal([]byte(got[0][1:]), &args)
 	offset := args[len(args)-1].(string)
-	p.c.OnClose(clients.ReasonTransportClose)
+	p.c.Close(clients.ReasonTransportClose)
 	for i := 1; i <= 3; i++ {
 		srv.Of("/").To("room").Emit(context.Background(), "m", i)
 	}

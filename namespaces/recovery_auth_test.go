@@ -50,7 +50,7 @@ func TestRefusedRecoveryKeepsTheSession(t *testing.T) {
 	var args []any
 	json.Unmarshal([]byte(p.conn.texts()[0][1:]), &args)
 	offset := args[len(args)-1].(string)
-	p.c.OnClose(clients.ReasonTransportClose)
+	p.c.Close(clients.ReasonTransportClose)
 	emit(1)
 
 	auth := func(token string) string {

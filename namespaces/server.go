@@ -57,7 +57,7 @@ type Config struct {
 // block.
 type Hooks struct {
 	Connect    func(nsp string)
-	Disconnect func(nsp string, reason clients.Reason)
+	Disconnect func(nsp string, reason Reason)
 	// ConnectError observes a refused namespace connection.
 	ConnectError func(nsp string, err error)
 	// NamespaceRemoved observes the removal of an empty dynamic namespace,

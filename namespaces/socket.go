@@ -128,7 +128,7 @@ type Socket struct {
 	handlers   map[string]EventHandler
 	anyHandler EventHandler
 	middleware []EventMiddleware
-	onDisc     []func(reason clients.Reason)
+	onDisc     []func(reason Reason)
 	data       map[string]any
 	ready      bool
 	early      []earlyPacket
@@ -207,7 +207,7 @@ func (s *Socket) Use(mw EventMiddleware) {
 
 // OnDisconnect registers fn, called once with the reason when the socket
 // goes away.
-func (s *Socket) OnDisconnect(fn func(reason clients.Reason)) {
+func (s *Socket) OnDisconnect(fn func(reason Reason)) {
 	s.mu.Lock()
 	s.onDisc = append(s.onDisc, fn)
 	s.mu.Unlock()
@@ -351,7 +351,7 @@ func (s *Socket) Disconnect(closeConn bool) {
 func (s *Socket) leave() {
 	s.send(s.nsp.rawPacket(typeDisconnect, -1, nil, nil, false, ""))
 	s.client.detach(s)
-	s.closeWith(clients.ReasonServerNamespaceDisconnect)
+	s.closeWith(ReasonServerNamespaceDisconnect)
 }
 
 // deliver queues a packet, holding it while the socket is not yet
@@ -504,7 +504,7 @@ func (s *Socket) handleEvent(p *packet) error {
 // closeWith ends the socket: it leaves its rooms, fails its pending acks,
 // keeps its session when the reason allows recovery, and tells the
 // disconnect handlers.
-func (s *Socket) closeWith(reason clients.Reason) {
+func (s *Socket) closeWith(reason Reason) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -1,15 +1,11 @@
-// Package server is roomcast's HTTP side: the listener and its routes
+// Package server composes roomcast: the listener and its routes
 // (/socket.io/, the /api/v1/ HTTP API, /healthz, /readyz, /metrics, and
 // pprof when asked; /metrics and pprof may have listeners of their own),
-// the Engine.IO 4
-// transports (WebSocket, long-polling, the upgrade between them,
-// heartbeats), the built-in hub protocol, JWT authentication, metrics, the
-// connection rate limit and graceful shutdown.
+// CORS, the built-in hub protocol, JWT authentication, metrics, the
+// connection rate limit, the Redis backplane setup and graceful shutdown.
+// The Engine.IO transports are package clients; the Socket.IO layer is
+// package namespaces.
 //
 // Entry points: New(Config) builds a Server; Serve or ListenAndServe runs
 // it; Shutdown(ctx) drains it. To, ToUser and Of emit from Go code.
-//
-// Each connection has one reader (the WebSocket read loop, or the polling
-// POST handler, serialised) and one writer (the WebSocket write loop, or the
-// pending polling GET); everything else only queues packets.
 package server

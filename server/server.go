@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +18,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/roomcast/roomcast/adapter"
 	"github.com/roomcast/roomcast/clients"
 	"github.com/roomcast/roomcast/namespaces"
 )
@@ -35,13 +31,10 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 	limiter *rate.Limiter
-	writers *writers
+	engine  *clients.Server
 	mux     *http.ServeMux
 	http    *http.Server
 	ops     ops
-
-	smu      sync.RWMutex
-	sessions map[string]*session
 
 	draining atomic.Bool
 	id       string
@@ -58,7 +51,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[string]*session), ready: make(chan struct{}), id: clients.NewID()[:12]}
+	srv := &Server{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), id: clients.NewID()[:12]}
 	srv.reg = cfg.Registry
 	if srv.reg == nil {
 		srv.reg = prometheus.NewRegistry()
@@ -87,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 				m.sockets.WithLabelValues(nsp).Inc()
 				m.connects.WithLabelValues(nsp).Inc()
 			},
-			Disconnect: func(nsp string, r clients.Reason) {
+			Disconnect: func(nsp string, r namespaces.Reason) {
 				m.sockets.WithLabelValues(nsp).Dec()
 				m.disconnects.WithLabelValues(nsp, r.String()).Inc()
 			},
@@ -106,6 +99,7 @@ func New(cfg Config) (*Server, error) {
 	if !cfg.Hub.Disabled {
 		srv.installHub()
 	}
+	srv.engine = clients.New(srv.engineConfig(), srv.nsps)
 	srv.mux = http.NewServeMux()
 	srv.mux.HandleFunc(cfg.Path, srv.serveEngine)
 	srv.mux.Handle("/api/", srv.apiHandler())
@@ -121,8 +115,58 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout: max(cfg.IdleTimeout, 0), // negative: none (0 for net/http)
 		ErrorLog:    zap.NewStdLog(cfg.Logger.Named("http")),
 	}
-	srv.writers = newWriters()
 	return srv, nil
+}
+
+// engineConfig is the connection layer's part of the configuration.
+func (srv *Server) engineConfig() clients.Config {
+	cfg, m := srv.cfg, srv.metrics
+	return clients.Config{
+		PingInterval:   cfg.PingInterval,
+		PingTimeout:    cfg.PingTimeout,
+		UpgradeTimeout: cfg.UpgradeTimeout,
+		WriteTimeout:   cfg.WriteTimeout,
+		ReadTimeout:    cfg.ReadTimeout,
+		MaxPayload:     cfg.MaxPayload,
+		Queue:          cfg.Queue,
+		CheckOrigin:    srv.originAllowed,
+		AllowRequest: func(w http.ResponseWriter, _ *http.Request) bool {
+			if srv.limiter != nil && !srv.limiter.Allow() {
+				m.rejected.WithLabelValues("rate limit").Inc()
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "too many new connections, retry later", http.StatusServiceUnavailable)
+				return false
+			}
+			return true
+		},
+		Logger: cfg.Logger,
+		Stats: clients.Stats{
+			Dropped:   m.queueStats.Dropped,
+			Coalesced: m.queueStats.Coalesced,
+			Opened:    m.connOpen.Inc,
+			Closed: func(r clients.Reason) {
+				m.connOpen.Dec()
+				m.closes.WithLabelValues(r.String()).Inc()
+				if r == clients.ReasonQueueFull || r == clients.ReasonWriteTimeout {
+					// Counted here, once per connection, whichever path found it slow.
+					m.slowCloses.WithLabelValues(r.String()).Inc()
+				}
+			},
+			Taken: m.observeQueue,
+			Sent:  m.observeSent,
+		},
+	}
+}
+
+// serveEngine is the handler of the Engine.IO path: CORS, then the
+// connection layer.
+func (srv *Server) serveEngine(w http.ResponseWriter, r *http.Request) {
+	srv.cors(w, r)
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	srv.engine.ServeHTTP(w, r)
 }
 
 // NodeID identifies this node (its backplane uid with Redis).
@@ -204,117 +248,18 @@ func (srv *Server) Addr() net.Addr {
 // spread over DrainWindow, and waits for the connections to end or ctx.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.draining.Store(true)
-	srv.smu.RLock()
-	all := make([]*session, 0, len(srv.sessions))
-	for _, s := range srv.sessions {
-		all = append(all, s)
-	}
-	srv.smu.RUnlock()
-	srv.log.Info("shutting down", zap.Int("connections", len(all)), zap.Duration("drain_window", srv.cfg.DrainWindow))
-	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-	start := time.Now()
-	for i, s := range all {
-		if w := srv.cfg.DrainWindow; w > 0 && len(all) > 1 {
-			at := start.Add(time.Duration(int64(w) * int64(i) / int64(len(all))))
-			select {
-			case <-time.After(time.Until(at)):
-			case <-ctx.Done():
-			}
-		}
-		s.Close(clients.ReasonServerShutdown)
-	}
+	srv.engine.Drain(ctx, srv.cfg.DrainWindow)
 	err := srv.http.Shutdown(ctx)
 	srv.closeOps()
 	// Wait for the transports to end (bounded by ctx).
-	for _, s := range all {
-		s.mu.Lock()
-		ws := s.ws
-		s.mu.Unlock()
-		if ws == nil {
-			continue
-		}
-		select {
-		case <-ws.ended:
-		case <-ctx.Done():
-			ws.conn.Close()
-		}
-	}
+	srv.engine.Wait(ctx)
 	srv.nsps.Close()
-	srv.writers.stop()
+	srv.engine.Close()
 	if srv.node != nil {
 		srv.node.Close()
 		srv.redis.Close()
 	}
 	return err
-}
-
-// historyBound makes the adapters of mk (nil: memory) bound their recovery
-// history to maxBytes (see Config.RecoveryMaxBytes).
-func historyBound(mk func(string, adapter.Receiver, time.Duration) adapter.Adapter, maxBytes int64) func(string, adapter.Receiver, time.Duration) adapter.Adapter {
-	if mk == nil {
-		mk = func(_ string, recv adapter.Receiver, window time.Duration) adapter.Adapter {
-			return adapter.NewMemory(recv, window)
-		}
-	}
-	return func(nsp string, recv adapter.Receiver, window time.Duration) adapter.Adapter {
-		a := mk(nsp, recv, window)
-		if h, ok := a.(interface{ SetMaxHistoryBytes(int64) }); ok {
-			h.SetMaxHistoryBytes(maxBytes)
-		}
-		return a
-	}
-}
-
-// backplane is what the Redis backplanes have in common.
-type backplane interface {
-	Adapter(nsp string, recv adapter.Receiver, window time.Duration) adapter.Adapter
-	UID() string
-	Close() error
-}
-
-// connectRedis sets up the Redis backplane. A URL with addr= parameters is
-// a Redis Cluster (go-redis ParseClusterURL).
-func (srv *Server) connectRedis() error {
-	var client redis.UniversalClient
-	if strings.Contains(srv.cfg.RedisURL, "addr=") {
-		opts, err := redis.ParseClusterURL(srv.cfg.RedisURL)
-		if err != nil {
-			return fmt.Errorf("%w: redis cluster URL: %v", ErrBadConfig, err)
-		}
-		client = redis.NewClusterClient(opts)
-	} else {
-		opts, err := redis.ParseURL(srv.cfg.RedisURL)
-		if err != nil {
-			return fmt.Errorf("%w: redis URL: %v", ErrBadConfig, err)
-		}
-		client = redis.NewClient(opts)
-	}
-	rc := adapter.RedisConfig{
-		Client: client,
-		Prefix: srv.cfg.RedisPrefix,
-		Logger: srv.log,
-		OnError: func(op string, _ error) {
-			srv.metrics.backplaneErrors.WithLabelValues(op).Inc()
-		},
-	}
-	var node backplane
-	var err error
-	switch srv.cfg.Backplane {
-	case "redis":
-		node, err = adapter.NewRedisNode(rc)
-	case "redis-sharded":
-		node, err = adapter.NewShardedNode(rc)
-	case "redis-streams":
-		node, err = adapter.NewStreamsNode(adapter.StreamsConfig{RedisConfig: rc})
-	}
-	if err != nil {
-		client.Close()
-		return err
-	}
-	srv.redis = client
-	srv.node = node
-	srv.cfg.Adapter = node.Adapter
-	return nil
 }
 
 func (srv *Server) serveReady(w http.ResponseWriter, _ *http.Request) {

@@ -43,12 +43,6 @@ func TestHTTPReadAndIdleTimeouts(t *testing.T) {
 		r.Body.Close()
 		polled <- pollResult{r.StatusCode, string(b), err}
 	}()
-	waitFor(t, func() bool {
-		s := srv.session(pollSid)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.getActive
-	})
 
 	// A WebSocket session, connected, then idle.
 	ws := dialRaw(t, addr, 0)
@@ -78,7 +72,7 @@ func TestHTTPReadAndIdleTimeouts(t *testing.T) {
 	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
 		t.Fatalf("slow POST connection: read %q, %v; want it closed (EOF)", rest, err)
 	}
-	if srv.session(badSid) != nil {
+	if srv.engine.Conn(badSid) != nil {
 		t.Fatal("the session of the slow POST is still open")
 	}
 
@@ -115,7 +109,7 @@ func TestHTTPReadAndIdleTimeouts(t *testing.T) {
 	case <-time.After(safetyNet):
 		t.Fatal("long-poll GET did not end")
 	}
-	if srv.session(pollSid) == nil {
+	if srv.engine.Conn(pollSid) == nil {
 		t.Fatal("the long-polling session was closed")
 	}
 }

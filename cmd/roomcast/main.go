@@ -20,7 +20,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/roomcast/roomcast/adapter"
-	"github.com/roomcast/roomcast/clients"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -92,8 +91,8 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.drain, "drain-window", 0, "spread client disconnects over this window on shutdown")
 	fs.Float64Var(&o.connectRate, "connect-rate", 0, "new connections per second (0 = unlimited); excess gets HTTP 503")
 	fs.IntVar(&o.burst, "connect-burst", server.DefaultConnectBurst, "burst for --connect-rate")
-	fs.IntVar(&o.queueBytes, "send-queue-bytes", clients.DefaultMaxBytes, "per-connection send queue bound, bytes")
-	fs.IntVar(&o.queuePackets, "send-queue-packets", clients.DefaultMaxPackets, "per-connection send queue bound, packets")
+	fs.IntVar(&o.queueBytes, "send-queue-bytes", server.DefaultQueueBytes, "per-connection send queue bound, bytes")
+	fs.IntVar(&o.queuePackets, "send-queue-packets", server.DefaultQueuePackets, "per-connection send queue bound, packets")
 	fs.StringVar(&o.policy, "send-queue-policy", "disconnect", "full send queue policy: disconnect, drop-oldest or coalesce")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "a write taking longer closes the connection")
 	fs.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout, "a polling or API POST body that takes longer to arrive gets 408 (a polling session then ends; 0 = none)")
@@ -169,7 +168,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		DrainWindow:    o.drain,
 		APIKey:         o.apiKey,
 		Logger:         log,
-		Queue:          clients.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
+		Queue:          server.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
 		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf, MaxRoomsPerSocket: o.maxRooms},
 		Backplane:      o.backplane,
 		Pprof:          o.pprof,
@@ -202,7 +201,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 			cfg.CORSOrigins = append(cfg.CORSOrigins, s)
 		}
 	}
-	p, err := clients.ParsePolicy(o.policy)
+	p, err := server.ParsePolicy(o.policy)
 	if err != nil {
 		return cfg, err
 	}

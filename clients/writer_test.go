@@ -1,4 +1,4 @@
-package server
+package clients
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"net"
 	"testing"
 	"time"
-
-	"github.com/roomcast/roomcast/clients"
 )
 
 // cutConn accepts limit bytes, then fails every write with a timeout.
@@ -36,10 +34,10 @@ func (c *cutConn) SetWriteDeadline(time.Time) error { return nil }
 // After a write cut at any byte, what was written plus the returned rest
 // is a whole number of frames: the peer can parse up to the close frame.
 func TestWriteCutKeepsFramesWhole(t *testing.T) {
-	frames := []clients.Frame{
-		clients.NewFrame(false, []byte("42[\"a\"]")),
-		clients.NewFrame(false, bytes.Repeat([]byte("x"), 300)), // 4-byte header
-		clients.NewFrame(true, []byte{1, 2, 3}),
+	frames := []Frame{
+		NewFrame(false, []byte("42[\"a\"]")),
+		NewFrame(false, bytes.Repeat([]byte("x"), 300)), // 4-byte header
+		NewFrame(true, []byte{1, 2, 3}),
 	}
 	var bufs net.Buffers
 	var whole bytes.Buffer

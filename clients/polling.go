@@ -1,15 +1,14 @@
-package server
+package clients
 
 import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/roomcast/roomcast/clients"
 )
 
 // The record separator between packets of a polling payload.
@@ -31,7 +30,7 @@ func (s *session) begin(w http.ResponseWriter, active *bool, method string) bool
 		s.mu.Unlock()
 		s.log().Info("closing connection on overlapping polling request", zap.String("method", method))
 		engineError(w, http.StatusBadRequest, codeBadRequest)
-		s.Close(clients.ReasonTransportError)
+		s.Close(ReasonTransportError)
 		return false
 	}
 	*active = true
@@ -54,18 +53,18 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.end(&s.getActive)
 
-	var entries []clients.Entry
+	var entries []Entry
 	for {
 		entries = s.q.Take(entries[:0])
 		if len(entries) > 0 {
 			break
 		}
 		if closed, _ := s.isClosed(); closed {
-			s.writePayload(w, []clients.Entry{{Packet: closePacket}})
+			s.writePayload(w, []Entry{{Packet: closePacket}})
 			return
 		}
 		if s.Transport() != transportPolling {
-			s.writePayload(w, []clients.Entry{{Packet: noopPacket}})
+			s.writePayload(w, []Entry{{Packet: noopPacket}})
 			return
 		}
 		select {
@@ -73,29 +72,29 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			// The request went away: whatever we would write is lost, so
 			// the session cannot go on in order.
-			s.Close(clients.ReasonTransportClose)
+			s.Close(ReasonTransportClose)
 			return
 		}
 	}
-	s.srv.metrics.observeQueue(entries)
+	s.srv.stats.taken(entries)
 	end := false
 	for i := range entries {
 		if entries[i].Packet == closeMarker {
-			entries[i] = clients.Entry{Packet: closePacket}
+			entries[i] = Entry{Packet: closePacket}
 			entries = entries[:i+1]
 			end = true
 			break
 		}
 	}
 	if err := s.writePayload(w, entries); err != nil {
-		reason := clients.ReasonTransportError
+		reason := ReasonTransportError
 		if errors.Is(err, errWriteTimeout) {
-			reason = clients.ReasonWriteTimeout
+			reason = ReasonWriteTimeout
 		}
 		s.Close(reason)
 		return
 	}
-	s.srv.metrics.observeSent(entries)
+	s.srv.stats.sent(entries)
 	if end {
 		s.q.Close()
 	}
@@ -105,7 +104,7 @@ var errWriteTimeout = errors.New("write timeout")
 
 // writePayload writes packets as one polling payload: text packets as they
 // are, binary ones as "b" + base64, separated by the record separator.
-func (s *session) writePayload(w http.ResponseWriter, entries []clients.Entry) error {
+func (s *session) writePayload(w http.ResponseWriter, entries []Entry) error {
 	var buf bytes.Buffer
 	first := true
 	for _, e := range entries {
@@ -159,14 +158,14 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &mbe):
 			s.log().Info("closing connection on oversized polling body", zap.Int("max_payload", s.srv.cfg.MaxPayload))
 			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
-			s.Close(clients.ReasonPayloadTooLarge)
+			s.Close(ReasonPayloadTooLarge)
 		case isTimeout(err):
 			s.log().Info("closing connection on slow polling body", zap.Duration("read_timeout", timeout))
 			w.Header().Set("Connection", "close")
 			http.Error(w, "request body timeout", http.StatusRequestTimeout)
-			s.Close(clients.ReasonTransportError)
+			s.Close(ReasonTransportError)
 		default:
-			s.Close(clients.ReasonTransportError)
+			s.Close(ReasonTransportError)
 		}
 		return
 	}
@@ -177,8 +176,9 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, m := range msgs {
-		if !s.onMessage(m.data, m.binary) {
-			if closed, reason := s.isClosed(); closed && reason == clients.ReasonParseError {
+		res := s.onMessage(m.data, m.binary)
+		if res != msgOK {
+			if closed, reason := s.isClosed(); closed && reason == ReasonParseError {
 				engineError(w, http.StatusBadRequest, codeBadRequest)
 				return
 			}
@@ -242,4 +242,22 @@ func encodeMessage(buf *bytes.Buffer, data []byte, binary bool) {
 	enc := base64.NewEncoder(base64.StdEncoding, buf)
 	enc.Write(data)
 	enc.Close()
+}
+
+// readBody reads a request body of at most max bytes, within timeout
+// (none when timeout <= 0): a body that announces more than it sends holds
+// its request, goroutine and socket no longer. After an error the deadline
+// stays, so net/http does not wait for the rest of the body.
+// Errors: *http.MaxBytesError over max, one with Timeout() true when slow.
+func readBody(w http.ResponseWriter, r *http.Request, max int, timeout time.Duration) ([]byte, error) {
+	if timeout > 0 {
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
+}
+
+// isTimeout tells whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
 }

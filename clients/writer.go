@@ -1,27 +1,103 @@
-package server
+package clients
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"net"
-	"net/http"
+	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
-
-	"github.com/roomcast/roomcast/clients"
 )
 
-var (
-	errEmptyPacket   = errors.New("empty Engine.IO packet")
-	errUnknownPacket = errors.New("unknown Engine.IO packet type")
-	errBadUpgrade    = errors.New("unexpected packet during upgrade")
-)
+// A connection's writes have one owner at a time. Everything else only
+// pushes packets to its Queue, which never blocks; the queue asks for a
+// writer (its wake function) when data arrives while none is active:
+//
+//   - over WebSocket, the pool below: a worker writes what the socket takes
+//     without blocking (drain, fast); when the socket is full the
+//     connection gets a goroutine of its own (slow), which may block within
+//     the write timeout, then goes on draining until the queue is empty;
+//   - over polling, the pending GET (polling.go).
+//
+// A write that fails or times out ends the connection (fail); its last
+// act is finish, which writes the rest of a cut frame and the close frame.
+// A queue cut by the Disconnect policy keeps a gap-free prefix of the
+// stream, which the writer writes before the close (see session.Close).
+
+// writers is the server's pool of WebSocket writers. A connection whose
+// queue gets data is handed to a worker, which writes what the socket takes
+// without blocking; only a connection whose socket is full gets a goroutine
+// of its own. So a broadcast to 10,000 idle sockets starts no goroutine per
+// recipient, and a slow client never holds a worker.
+type writers struct {
+	jobs chan writeJob
+	done chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+type writeJob struct {
+	c *wsConn
+	s *session
+}
+
+func newWriters() *writers {
+	w := &writers{jobs: make(chan writeJob, 1<<16), done: make(chan struct{})}
+	n := max(4, 2*runtime.GOMAXPROCS(0))
+	w.wg.Add(n)
+	for range n {
+		go w.work()
+	}
+	return w
+}
+
+func (w *writers) work() {
+	defer w.wg.Done()
+	var sc scratch
+	for {
+		select {
+		case j := <-w.jobs:
+			j.c.drain(j.s, &sc, true)
+		case <-w.done:
+			return
+		}
+	}
+}
+
+// submit hands a connection with queued data to a worker; when the pool is
+// stopped or its queue is full, the connection gets its own goroutine.
+func (w *writers) submit(c *wsConn, s *session) {
+	select {
+	case <-w.done:
+		go c.writeLoop(s)
+		return
+	default:
+	}
+	select {
+	case w.jobs <- writeJob{c, s}:
+	default:
+		go c.writeLoop(s)
+	}
+}
+
+// stop ends the workers; connections still queued get goroutines of their
+// own.
+func (w *writers) stop() {
+	w.once.Do(func() {
+		close(w.done)
+		w.wg.Wait()
+		for {
+			select {
+			case j := <-w.jobs:
+				go j.c.writeLoop(j.s)
+			default:
+				return
+			}
+		}
+	})
+}
 
 const (
 	// Writes are batched up to this many bytes per system call (writev).
@@ -33,209 +109,10 @@ const (
 	maxFastRounds = 8
 )
 
-// wsConn is the WebSocket transport of a session. gorilla/websocket does the
-// handshake and reads; frames out are written by our writer straight to the
-// TCP connection, pre-framed (see clients.Frame), so that a broadcast's bytes
-// are shared by all recipients, a batch goes out in one writev, and a write
-// that times out can still be followed by a clean close frame.
-type wsConn struct {
-	conn   net.Conn
-	ws     *websocket.Conn
-	finish func(s *session, reason clients.Reason, rest net.Buffers)
-
-	raw   syscall.RawConn // for writes that must not block; nil if unavailable
-	once  sync.Once
-	ended chan struct{} // closed when the read loop ends
-}
-
-var upgrader = websocket.Upgrader{
-	// A small read buffer of our own: the 4 KiB one net/http hijacks with
-	// would stay with every idle connection (measured: 3.7 KiB of the 10.4
-	// KiB of heap per idle connection at 10,000). Writes bypass gorilla.
-	ReadBufferSize:  1024,
-	WriteBufferSize: 0,
-	WriteBufferPool: &sync.Pool{},
-	CheckOrigin:     func(*http.Request) bool { return true }, // checked before
-}
-
-func (srv *Server) upgradeWS(w http.ResponseWriter, r *http.Request) (*wsConn, error) {
-	ws, err := upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return nil, err // gorilla answered the request
-	}
-	ws.SetReadLimit(int64(srv.cfg.MaxPayload))
-	// Our writer owns all writes: gorilla must not answer pings or closes
-	// itself (a close is answered by our writer as the session ends).
-	ws.SetPingHandler(func(string) error { return nil })
-	ws.SetCloseHandler(func(int, string) error { return nil })
-	c := &wsConn{conn: ws.NetConn(), ws: ws, ended: make(chan struct{})}
-	if sc, ok := c.conn.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
-	}
-	c.finish = c.doFinish
-	return c, nil
-}
-
-// acceptWebSocket opens a session directly over WebSocket.
-func (srv *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request) {
-	c, err := srv.upgradeWS(w, r)
-	if err != nil {
-		return
-	}
-	s := srv.newSession(transportWebSocket, r)
-	s.ws = c
-	s.q.SetWake(func() { s.srv.writers.submit(c, s) })
-	srv.addSession(s)
-	s.handshake()
-	go c.readLoop(s)
-}
-
-// upgrade takes a polling session over to WebSocket: probe, pause, upgrade.
-func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
-	s.mu.Lock()
-	ok := s.transport == transportPolling && !s.upgrading && !s.closed
-	if ok {
-		s.upgrading = true
-	}
-	s.mu.Unlock()
-	if !ok {
-		engineError(w, http.StatusBadRequest, codeBadRequest)
-		return
-	}
-	c, err := srv.upgradeWS(w, r)
-	if err != nil {
-		s.mu.Lock()
-		s.upgrading = false
-		s.mu.Unlock()
-		return
-	}
-	go c.probe(s)
-}
-
-// probe runs the upgrade handshake on the new WebSocket, then becomes its
-// read loop.
-func (c *wsConn) probe(s *session) {
-	fail := func(err error) {
-		defer close(c.ended)
-		s.log().Debug("upgrade failed", zap.Error(err))
-		s.mu.Lock()
-		s.upgrading = false
-		s.mu.Unlock()
-		c.conn.Close()
-	}
-	c.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.UpgradeTimeout))
-	for {
-		buf, binary, err := c.read()
-		if err != nil {
-			fail(err)
-			return
-		}
-		msg := buf.String()
-		release(buf)
-		switch {
-		case !binary && msg == "2probe":
-			f := clients.NewFrame(false, []byte("3probe"))
-			c.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.UpgradeTimeout))
-			if _, err := (&net.Buffers{f.WSHeader(), f.Data}).WriteTo(c.conn); err != nil {
-				fail(err)
-				return
-			}
-			c.conn.SetWriteDeadline(time.Time{}) // see write
-			// Release the client's pending GET so it can pause polling.
-			s.q.Push(noopPacket)
-		case !binary && msg == "5":
-			s.mu.Lock()
-			if s.closed {
-				s.mu.Unlock()
-				fail(errors.New("session closed during upgrade"))
-				return
-			}
-			// From here POSTs are refused; one still running finishes
-			// first, so the session has one reader at a time and the
-			// packets of that POST come before those of the WebSocket.
-			s.transport = transportWebSocket
-			s.upgrading = false
-			s.ws = c
-			for s.postActive && !s.closed {
-				s.postDone.Wait()
-			}
-			s.mu.Unlock()
-			c.conn.SetReadDeadline(time.Time{})
-			s.q.SetWake(func() { s.srv.writers.submit(c, s) })
-			s.wakePoll() // a GET still waiting answers with a noop
-			c.readLoop(s)
-			return
-		default:
-			fail(errBadUpgrade)
-			return
-		}
-	}
-}
-
-// readBufs lends message buffers to the read loops: an idle connection
-// holds none.
-var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// read waits for the next message and reads it into a lent buffer, which
-// the caller gives back with release.
-func (c *wsConn) read() (buf *bytes.Buffer, binary bool, err error) {
-	mt, r, err := c.ws.NextReader()
-	if err != nil {
-		return nil, false, err
-	}
-	buf = readBufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	if _, err := buf.ReadFrom(r); err != nil {
-		release(buf)
-		return nil, false, err
-	}
-	return buf, mt == websocket.BinaryMessage, nil
-}
-
-func release(buf *bytes.Buffer) {
-	if buf.Cap() <= 64<<10 { // do not pool what one large message grew
-		readBufs.Put(buf)
-	}
-}
-
-// readLoop reads until the connection ends, handing each message to the
-// session in order.
-func (c *wsConn) readLoop(s *session) {
-	defer close(c.ended)
-	for {
-		buf, binary, err := c.read()
-		if err != nil {
-			closed, _ := s.isClosed()
-			if !closed {
-				reason := clients.ReasonTransportClose
-				var ce *websocket.CloseError
-				switch {
-				case errors.Is(err, websocket.ErrReadLimit):
-					reason = clients.ReasonPayloadTooLarge
-					s.log().Info("closing connection on oversized message", zap.Int("max_payload", s.srv.cfg.MaxPayload))
-				case errors.As(err, &ce), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-				default:
-					reason = clients.ReasonTransportError
-				}
-				s.Close(reason)
-			}
-			c.conn.Close()
-			return
-		}
-		ok := s.onMessage(buf.Bytes(), binary)
-		release(buf)
-		if !ok {
-			// The session is closed; keep reading until the peer answers our
-			// close frame or the grace period ends.
-			c.conn.SetReadDeadline(time.Now().Add(time.Second))
-		}
-	}
-}
-
 // scratch is a writer's reusable space: it lets a pool worker write to
 // thousands of connections with no allocation per message.
 type scratch struct {
-	entries []clients.Entry
+	entries []Entry
 	bufs    net.Buffers
 	work    net.Buffers
 }
@@ -250,7 +127,6 @@ func (c *wsConn) writeLoop(s *session) { c.drain(s, &scratch{}, false) }
 // connection's own and returns. A worker also yields after a few rounds,
 // so one busy connection cannot hold it.
 func (c *wsConn) drain(s *session, sc *scratch, fast bool) {
-	m := s.srv.metrics
 	for round := 0; ; round++ {
 		if fast && round == maxFastRounds {
 			// The queue stays marked busy, so this connection is still
@@ -265,7 +141,7 @@ func (c *wsConn) drain(s *session, sc *scratch, fast bool) {
 			}
 			return
 		}
-		m.observeQueue(sc.entries)
+		s.srv.stats.taken(sc.entries)
 		marker := false
 		for i := range sc.entries {
 			if sc.entries[i].Packet == closeMarker {
@@ -288,7 +164,7 @@ func (c *wsConn) drain(s *session, sc *scratch, fast bool) {
 // writeEntries writes entries in batches of up to maxWriteBatch bytes. It
 // returns false when the writer must stop: the connection failed, or (fast)
 // the rest went to a goroutine of the connection's own.
-func (c *wsConn) writeEntries(s *session, sc *scratch, entries []clients.Entry, marker, fast bool) bool {
+func (c *wsConn) writeEntries(s *session, sc *scratch, entries []Entry, marker, fast bool) bool {
 	defer func() {
 		clear(sc.bufs)
 		sc.bufs = sc.bufs[:0]
@@ -315,8 +191,8 @@ func (c *wsConn) writeEntries(s *session, sc *scratch, entries []clients.Entry, 
 				// own, which may block, and the worker moves on.
 				frame, skip := cutAt(sc.bufs, n)
 				bufs := append(net.Buffers(nil), sc.bufs[2*frame:]...)
-				batch := append([]clients.Entry(nil), entries[start:i+1]...)
-				rest := append([]clients.Entry(nil), entries[i+1:]...)
+				batch := append([]Entry(nil), entries[start:i+1]...)
+				rest := append([]Entry(nil), entries[i+1:]...)
 				go c.slow(s, bufs, skip, batch, rest, marker)
 				return false
 			}
@@ -329,7 +205,7 @@ func (c *wsConn) writeEntries(s *session, sc *scratch, entries []clients.Entry, 
 		}
 		clear(sc.bufs)
 		sc.bufs = sc.bufs[:0]
-		s.srv.metrics.observeSent(entries[start : i+1])
+		s.srv.stats.sent(entries[start : i+1])
 		start, size = i+1, 0
 	}
 	return true
@@ -338,13 +214,13 @@ func (c *wsConn) writeEntries(s *session, sc *scratch, entries []clients.Entry, 
 // slow finishes, with blocking writes, what a pool worker could not write
 // at once, then goes on as the connection's own writer until the queue is
 // empty.
-func (c *wsConn) slow(s *session, bufs net.Buffers, skip int, batch, rest []clients.Entry, marker bool) {
+func (c *wsConn) slow(s *session, bufs net.Buffers, skip int, batch, rest []Entry, marker bool) {
 	work := append(net.Buffers(nil), bufs...)
 	if cut, err := c.write(bufs, work, skip, s.srv.cfg.WriteTimeout); err != nil {
 		c.fail(s, err, cut)
 		return
 	}
-	s.srv.metrics.observeSent(batch)
+	s.srv.stats.sent(batch)
 	sc := &scratch{}
 	if !c.writeEntries(s, sc, rest, marker, false) {
 		return
@@ -449,10 +325,10 @@ func (c *wsConn) write(bufs, work net.Buffers, skip int, timeout time.Duration) 
 }
 
 func (c *wsConn) fail(s *session, err error, rest net.Buffers) {
-	reason := clients.ReasonTransportError
+	reason := ReasonTransportError
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		reason = clients.ReasonWriteTimeout
+		reason = ReasonWriteTimeout
 	}
 	if closed, r := s.isClosed(); closed {
 		reason = r
@@ -464,10 +340,10 @@ func (c *wsConn) fail(s *session, err error, rest net.Buffers) {
 
 // doFinish writes the close frame (after the rest of a cut frame) and ends
 // the connection. It runs once.
-func (c *wsConn) doFinish(s *session, reason clients.Reason, rest net.Buffers) {
+func (c *wsConn) doFinish(s *session, reason Reason, rest net.Buffers) {
 	c.once.Do(func() {
 		payload := websocket.FormatCloseMessage(reason.WSCloseCode(), closeText(reason))
-		closeFrame := clients.NewFrame(false, payload)
+		closeFrame := NewFrame(false, payload)
 		hdr := closeFrame.WSHeader()
 		hdr[0] = 0x80 | websocket.CloseMessage
 		grace := s.srv.cfg.WriteTimeout
@@ -491,9 +367,9 @@ func (c *wsConn) doFinish(s *session, reason clients.Reason, rest net.Buffers) {
 }
 
 // closeText is the close frame's reason text.
-func closeText(r clients.Reason) string {
+func closeText(r Reason) string {
 	switch r {
-	case clients.ReasonQueueFull, clients.ReasonWriteTimeout, clients.ReasonPayloadTooLarge, clients.ReasonParseError, clients.ReasonPingTimeout:
+	case ReasonQueueFull, ReasonWriteTimeout, ReasonPayloadTooLarge, ReasonParseError, ReasonPingTimeout:
 		return r.String()
 	}
 	return ""
