@@ -60,7 +60,15 @@ func (s *session) poll(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if closed, _ := s.isClosed(); closed {
-			s.writePayload(w, []Entry{{Packet: closePacket}})
+			// A GET pending as the peer closes ends with a noop, as
+			// Node's engine.io answers it; else the close packet.
+			s.mu.Lock()
+			last := closePacket
+			if s.byPeer {
+				last = noopPacket
+			}
+			s.mu.Unlock()
+			s.writePayload(w, []Entry{{Packet: last}})
 			return
 		}
 		if s.Transport() != transportPolling {
@@ -177,11 +185,14 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, m := range msgs {
 		res := s.onMessage(m.data, m.binary)
+		if res == msgBadPacket {
+			engineError(w, http.StatusBadRequest, codeBadRequest)
+			return
+		}
+		// Data the Receiver refused was a valid Engine.IO message: the
+		// POST is answered "ok" (as Node answers it) and the session,
+		// closed, ends.
 		if res != msgOK {
-			if closed, reason := s.isClosed(); closed && reason == ReasonParseError {
-				engineError(w, http.StatusBadRequest, codeBadRequest)
-				return
-			}
 			break
 		}
 	}

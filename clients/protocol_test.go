@@ -426,6 +426,67 @@ func TestCloseWebSocket(t *testing.T) {
 	}
 }
 
+// A client that closes over polling (POST "1") gets its pending GET
+// answered with a noop, as Node answers it, then its session is gone.
+func TestClosePolling(t *testing.T) {
+	f := startEcho(t, Config{})
+	sid := f.open()
+	polled := make(chan [2]any, 1)
+	go func() {
+		code, body := f.get(sid)
+		polled <- [2]any{code, body}
+	}()
+	waitFor(t, func() bool {
+		s := f.srv.session(sid)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.getActive
+	})
+	if code, body := f.post(sid, "1"); code != http.StatusOK || body != "ok" {
+		t.Fatalf("POST 1: %d %q", code, body)
+	}
+	if r := <-polled; r[0] != http.StatusOK || r[1] != "6" {
+		t.Fatalf("pending GET: %v, want 200 \"6\"", r)
+	}
+	if code, _ := f.get(sid); code != http.StatusBadRequest {
+		t.Fatalf("GET after close: %d, want 400", code)
+	}
+}
+
+// A second WebSocket for an upgraded session is accepted and closed, as
+// Node does; the first goes on.
+func TestSecondWebSocketAfterUpgrade(t *testing.T) {
+	f := startEcho(t, Config{})
+	sid := f.open()
+	ws := f.upgrade(sid)
+	ws2 := f.dial(sid) // fails on a refusal
+	var ce *websocket.CloseError
+	if err := closed(t, ws2); !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+		t.Fatalf("second WebSocket ended with %v, want a close frame", err)
+	}
+	send(t, ws, "4hello")
+	if got := recv(t, ws); got != "4hello" {
+		t.Fatalf("echo %q", got)
+	}
+}
+
+// A valid Engine.IO message whose data the Receiver refuses, in a polling
+// POST: the POST is answered 200 "ok" (as Node answers it) and the session
+// is closed for a parse error.
+func TestPollingRefusedDataCloses(t *testing.T) {
+	f := startEcho(t, Config{})
+	sid := f.open()
+	if code, body := f.post(sid, "4ok\x1e4bad\x1e4never"); code != http.StatusOK || body != "ok" {
+		t.Fatalf("POST: %d %q, want 200 \"ok\"", code, body)
+	}
+	f.waitGone(sid)
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	if strings.Join(f.h.texts, ",") != "ok" || len(f.h.closed) != 1 || f.h.closed[0] != ReasonParseError {
+		t.Fatalf("received %q, closed for %v; want \"ok\" then a parse error", f.h.texts, f.h.closed)
+	}
+}
+
 // upgrade takes a polling session over to a WebSocket: probe, the pending
 // GET released with a noop, upgrade.
 func (f *fixture) upgrade(sid string) *websocket.Conn {

@@ -87,9 +87,26 @@ func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
 	if ok {
 		s.upgrading = true
 	}
+	closed := s.closed
 	s.mu.Unlock()
-	if !ok {
+	if !ok && closed {
 		engineError(w, http.StatusBadRequest, codeBadRequest)
+		return
+	}
+	if !ok {
+		// A session that has a WebSocket, or is getting one: as Node's
+		// engine.io, the new WebSocket is accepted and closed at once.
+		c, err := srv.upgradeWS(w, r)
+		if err != nil {
+			return
+		}
+		f := NewFrame(false, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+		hdr := f.WSHeader()
+		hdr[0] = 0x80 | websocket.CloseMessage
+		c.conn.SetWriteDeadline(time.Now().Add(srv.cfg.UpgradeTimeout))
+		(&net.Buffers{hdr, f.Data}).WriteTo(c.conn)
+		c.conn.Close()
+		c.end(srv)
 		return
 	}
 	c, err := srv.upgradeWS(w, r)
