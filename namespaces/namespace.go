@@ -2,6 +2,7 @@ package namespaces
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -140,15 +141,27 @@ type receiver struct{ n *Namespace }
 
 func (r receiver) Deliver(id string, msg *adapter.Message) {
 	n := r.n
+	var col *ackCollector // set on a broadcast with ack this node sent
+	if l, ok := msg.Local.(*localState); ok {
+		col = l.col
+	}
 	s := n.Socket(id)
 	if s == nil {
+		if col != nil && msg.OnAck != nil {
+			col.gone() // left between the adapter's lookup and now
+		}
 		return
 	}
 	if msg.OnAck != nil {
 		onAck := msg.OnAck
 		if !s.acks.Add(msg.AckID, func(args []any, err error) {
-			if err == nil {
+			switch {
+			case err == nil:
 				onAck(args)
+			case col != nil && errors.Is(err, ErrSocketDisconnected):
+				// This answer will never come: the sender stops waiting
+				// for it rather than until its timeout.
+				col.gone()
 			}
 		}, msg.AckTimeout) {
 			return
@@ -244,8 +257,8 @@ func (n *Namespace) encode(msg *adapter.Message) *clients.Packet {
 			data = append(data[:len(data):len(data)], m.Offset)
 		}
 		p := n.packet(m.Type, m.AckID, data, m.Volatile, m.Key)
-		if pol, ok := m.Local.(clients.Policy); ok && p != nil {
-			p.Policy = pol
+		if l, ok := m.Local.(*localState); ok && p != nil && l.policy != 0 {
+			p.Policy = l.policy
 		}
 		return p
 	}).(*clients.Packet)
