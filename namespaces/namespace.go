@@ -6,6 +6,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -116,11 +117,23 @@ func (n *Namespace) Len() int {
 }
 
 // Broadcast operators, starting from the whole namespace.
-func (n *Namespace) To(rooms ...string) *Broadcast     { return n.all().To(rooms...) }
-func (n *Namespace) Except(rooms ...string) *Broadcast { return n.all().Except(rooms...) }
-func (n *Namespace) Volatile() *Broadcast              { return n.all().Volatile() }
-func (n *Namespace) Local() *Broadcast                 { return n.all().Local() }
-func (n *Namespace) all() *Broadcast                   { return &Broadcast{nsp: n} }
+func (n *Namespace) To(rooms ...string) *Broadcast      { return n.all().To(rooms...) }
+func (n *Namespace) Except(rooms ...string) *Broadcast  { return n.all().Except(rooms...) }
+func (n *Namespace) Volatile() *Broadcast               { return n.all().Volatile() }
+func (n *Namespace) Local() *Broadcast                  { return n.all().Local() }
+func (n *Namespace) Timeout(d time.Duration) *Broadcast { return n.all().Timeout(d) }
+func (n *Namespace) all() *Broadcast                    { return &Broadcast{nsp: n} }
+
+// Emit sends event to every socket of the namespace (see Broadcast.Emit).
+func (n *Namespace) Emit(ctx context.Context, event string, args ...any) error {
+	return n.all().Emit(ctx, event, args...)
+}
+
+// EmitWithAck sends event to every socket of the namespace and gathers
+// their answers (see Broadcast.EmitWithAck).
+func (n *Namespace) EmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
+	return n.all().EmitWithAck(ctx, event, args...)
+}
 
 func (n *Namespace) add(s *Socket) {
 	n.mu.Lock()
