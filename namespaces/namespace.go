@@ -35,7 +35,9 @@ type Namespace struct {
 
 	mu        sync.RWMutex
 	sockets   map[string]*Socket
-	connectMW []ConnectMiddleware
+	connectMW []ConnectMiddleware // serverMW then ownMW: what a CONNECT runs
+	serverMW  []ConnectMiddleware // Server.Use
+	ownMW     []ConnectMiddleware // Namespace.Use
 	eventMW   []EventMiddleware
 	onConnect []func(*Socket)
 
@@ -60,11 +62,18 @@ func (n *Namespace) Name() string { return n.name }
 // Adapter is the namespace's adapter.
 func (n *Namespace) Adapter() adapter.Adapter { return n.adapter }
 
-// Use adds connect middleware.
+// Use adds connect middleware (run after the Server's, see Server.Use).
 func (n *Namespace) Use(mw ConnectMiddleware) {
 	n.mu.Lock()
-	n.connectMW = append(n.connectMW, mw)
+	n.ownMW = append(n.ownMW, mw)
+	n.connectMW = n.middleware()
 	n.mu.Unlock()
+}
+
+// middleware is the connect middleware chain, in a new slice (a CONNECT
+// under way keeps the one it read). Called with n.mu held.
+func (n *Namespace) middleware() []ConnectMiddleware {
+	return append(append(make([]ConnectMiddleware, 0, len(n.serverMW)+len(n.ownMW)), n.serverMW...), n.ownMW...)
 }
 
 // UseEvent adds middleware run before every event handler of the

@@ -85,6 +85,7 @@ type Server struct {
 	patterns []pattern
 	dynamic  int // namespaces in nsps made from patterns
 	closed   bool
+	use      []ConnectMiddleware // Use: before every namespace's own
 }
 
 type pattern struct {
@@ -145,8 +146,25 @@ func (s *Server) ofLocked(name string) *Namespace {
 		return n
 	}
 	n := newNamespace(s, name)
+	n.serverMW = s.use
+	n.connectMW = s.use
 	s.nsps[name] = n
 	return n
+}
+
+// Use adds connect middleware run for every namespace, existing and future
+// (dynamic ones included), before the namespace's own (Namespace.Use):
+// authentication, for instance.
+func (s *Server) Use(mw ConnectMiddleware) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.use = append(s.use[:len(s.use):len(s.use)], mw)
+	for _, n := range s.nsps {
+		n.mu.Lock()
+		n.serverMW = s.use
+		n.connectMW = n.middleware()
+		n.mu.Unlock()
+	}
 }
 
 // OfPattern creates, on a client's first connect, a namespace for each name

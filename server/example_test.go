@@ -13,7 +13,7 @@ import (
 // Embedding roomcast: register handlers, then emit from your own code to
 // rooms, to a user's sockets, and with acks.
 func Example() {
-	srv, err := server.New(server.Config{Hub: server.HubConfig{Disabled: true}})
+	srv, err := server.New(server.Config{Hub: server.HubConfig{}})
 	if err != nil {
 		panic(err)
 	}
