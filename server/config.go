@@ -29,6 +29,7 @@ const (
 	DefaultMaxNamespaces   = namespaces.DefaultMaxDynamicNamespaces
 	DefaultAckTimeout      = namespaces.DefaultAckTimeout
 	DefaultConnectTimeout  = namespaces.DefaultConnectTimeout
+	DefaultRecoveryWindow  = namespaces.DefaultRecoveryWindow
 	// DefaultMaxRoomsPerSocket bounds the rooms a socket may be in for a
 	// client's hub join to succeed (HubConfig.MaxRoomsPerSocket).
 	DefaultMaxRoomsPerSocket = 1000
