@@ -11,10 +11,6 @@ import (
 	"github.com/roomcast/roomcast/clients"
 )
 
-// Ack receives the answer to an emit: the arguments the client passed to
-// its ack callback, or an error (ErrAckTimeout, ErrDisconnected).
-type Ack = clients.AckFunc
-
 // Broadcast selects sockets of a namespace and emits to them. Each operator
 // returns a new Broadcast; a Broadcast may be reused.
 type Broadcast struct {
@@ -69,43 +65,66 @@ func (b *Broadcast) opts() adapter.Options {
 	return adapter.Options{Rooms: b.rooms, Except: b.except, Local: b.local, Volatile: b.volatile}
 }
 
-// Emit sends event with args to every selected socket. If the last argument
-// is an Ack, it is called once with every answer gathered (see EmitWithAck).
+// Emit sends event with args to every selected socket. It never blocks.
+// Errors: ErrEventName, ErrEncode. A backplane that cannot publish does not
+// fail the emit: local sockets still receive it, and the adapter logs and
+// counts the loss.
 func (b *Broadcast) Emit(ctx context.Context, event string, args ...any) error {
-	if n := len(args); n > 0 {
-		if ack, ok := args[n-1].(Ack); ok {
-			go func() { ack(b.emitWithAck(ctx, event, args[:n-1])) }()
-			return nil
-		}
-		if ack, ok := args[n-1].(func([]any, error)); ok {
-			go func() { ack(b.emitWithAck(ctx, event, args[:n-1])) }()
-			return nil
-		}
-	}
 	data, err := eventData(event, args)
 	if err != nil {
 		return err
 	}
+	if err := checkEncodable(data); err != nil {
+		return err
+	}
 	msg := &adapter.Message{Type: typeEvent, Data: data, Volatile: b.volatile, Key: b.key, AckID: -1}
 	if b.policy != 0 {
-		msg.Local = b.policy
+		msg.Local = &localState{policy: b.policy}
 	}
 	b.nsp.adapter.Broadcast(msg, b.opts())
 	return nil
 }
 
 // EmitWithAck sends event to every selected socket and waits until each
-// has answered, the timeout (Timeout, or the namespace's default) passes, or
-// ctx ends. It returns the first argument of each answer... in full: each
-// answer's arguments. On timeout it returns what arrived with ErrAckTimeout.
+// has answered or disconnected, the timeout (Timeout, else
+// Config.AckTimeout) passes, or ctx ends. It returns one value per answer:
+// the ack's argument, or the list of them when the client passed several
+// or none. On timeout it returns what arrived with ErrAckTimeout; on the
+// end of ctx, with ctx.Err().
 func (b *Broadcast) EmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
-	res, err := b.emitWithAck(ctx, event, args)
-	return res, err
+	return b.emitWithAck(ctx, event, args)
+}
+
+// EmitWithAckFunc is EmitWithAck without waiting: ack is called once, on
+// another goroutine, with what EmitWithAck would return. The returned
+// error (ErrEventName, ErrEncode) means nothing was sent and ack is not
+// called.
+func (b *Broadcast) EmitWithAckFunc(ctx context.Context, ack Ack, event string, args ...any) error {
+	data, err := eventData(event, args)
+	if err != nil {
+		return err
+	}
+	if err := checkEncodable(data); err != nil {
+		return err
+	}
+	go func() { ack(b.emitWithAck(ctx, event, args)) }()
+	return nil
+}
+
+// localState travels with a broadcast to the local recipients
+// (adapter.Message.Local): the policy of the emit and, with ack, its
+// collector.
+type localState struct {
+	policy clients.Policy
+	col    *ackCollector
 }
 
 func (b *Broadcast) emitWithAck(ctx context.Context, event string, args []any) ([]any, error) {
 	data, err := eventData(event, args)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkEncodable(data); err != nil {
 		return nil, err
 	}
 	timeout := b.timeout
@@ -114,7 +133,8 @@ func (b *Broadcast) emitWithAck(ctx context.Context, event string, args []any) (
 	}
 	servers := b.nsp.adapter.ServerCount(ctx)
 	col := &ackCollector{done: make(chan struct{}), servers: servers}
-	msg := &adapter.Message{Type: typeEvent, Data: data, Volatile: b.volatile, Key: b.key, AckID: -1, OnAck: col.answer, AckTimeout: timeout}
+	msg := &adapter.Message{Type: typeEvent, Data: data, Volatile: b.volatile, Key: b.key, AckID: -1, OnAck: col.answer, AckTimeout: timeout,
+		Local: &localState{policy: b.policy, col: col}}
 	opts := b.opts()
 	opts.WithAck = true
 	opts.Timeout = timeout
@@ -154,6 +174,15 @@ func (c *ackCollector) count(n int) {
 	defer c.mu.Unlock()
 	c.servers--
 	c.expected += n
+	c.check()
+}
+
+// gone takes back the answer a local recipient that disconnected will
+// never give.
+func (c *ackCollector) gone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expected--
 	c.check()
 }
 
@@ -212,6 +241,7 @@ func eventData(event string, args []any) ([]any, error) {
 		return nil, ErrEventName
 	}
 	if reservedEvents[event] {
+
 		return nil, fmt.Errorf("%w: %q is a reserved event name", ErrEventName, event)
 	}
 	data := make([]any, 0, 1+len(args))
@@ -238,12 +268,25 @@ func (b *Broadcast) FetchSockets(ctx context.Context) ([]adapter.SocketInfo, err
 	return b.nsp.adapter.FetchSockets(ctx, b.opts())
 }
 
-// Join makes the selected sockets, on every node, join rooms.
-func (b *Broadcast) Join(rooms ...string) { b.nsp.adapter.AddSockets(b.opts(), rooms) }
+// Join makes the selected sockets, on every node, join rooms. Other nodes
+// are asked through the backplane without waiting: the error is reserved
+// for adapters that can report a failed request, and nil with the adapters
+// of this module (which log and count backplane failures).
+func (b *Broadcast) Join(rooms ...string) error {
+	b.nsp.adapter.AddSockets(b.opts(), rooms)
+	return nil
+}
 
-// Leave makes the selected sockets, on every node, leave rooms.
-func (b *Broadcast) Leave(rooms ...string) { b.nsp.adapter.DelSockets(b.opts(), rooms) }
+// Leave makes the selected sockets, on every node, leave rooms. Errors:
+// see Join.
+func (b *Broadcast) Leave(rooms ...string) error {
+	b.nsp.adapter.DelSockets(b.opts(), rooms)
+	return nil
+}
 
 // Disconnect disconnects the selected sockets on every node; with
-// closeConn their whole connections close.
-func (b *Broadcast) Disconnect(closeConn bool) { b.nsp.adapter.DisconnectSockets(b.opts(), closeConn) }
+// closeConn their whole connections close. Errors: see Join.
+func (b *Broadcast) Disconnect(closeConn bool) error {
+	b.nsp.adapter.DisconnectSockets(b.opts(), closeConn)
+	return nil
+}

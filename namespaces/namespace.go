@@ -2,9 +2,11 @@ package namespaces
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -33,7 +35,9 @@ type Namespace struct {
 
 	mu        sync.RWMutex
 	sockets   map[string]*Socket
-	connectMW []ConnectMiddleware
+	connectMW []ConnectMiddleware // serverMW then ownMW: what a CONNECT runs
+	serverMW  []ConnectMiddleware // Server.Use
+	ownMW     []ConnectMiddleware // Namespace.Use
 	eventMW   []EventMiddleware
 	onConnect []func(*Socket)
 
@@ -58,11 +62,18 @@ func (n *Namespace) Name() string { return n.name }
 // Adapter is the namespace's adapter.
 func (n *Namespace) Adapter() adapter.Adapter { return n.adapter }
 
-// Use adds connect middleware.
+// Use adds connect middleware (run after the Server's, see Server.Use).
 func (n *Namespace) Use(mw ConnectMiddleware) {
 	n.mu.Lock()
-	n.connectMW = append(n.connectMW, mw)
+	n.ownMW = append(n.ownMW, mw)
+	n.connectMW = n.middleware()
 	n.mu.Unlock()
+}
+
+// middleware is the connect middleware chain, in a new slice (a CONNECT
+// under way keeps the one it read). Called with n.mu held.
+func (n *Namespace) middleware() []ConnectMiddleware {
+	return append(append(make([]ConnectMiddleware, 0, len(n.serverMW)+len(n.ownMW)), n.serverMW...), n.ownMW...)
 }
 
 // UseEvent adds middleware run before every event handler of the
@@ -115,11 +126,23 @@ func (n *Namespace) Len() int {
 }
 
 // Broadcast operators, starting from the whole namespace.
-func (n *Namespace) To(rooms ...string) *Broadcast     { return n.all().To(rooms...) }
-func (n *Namespace) Except(rooms ...string) *Broadcast { return n.all().Except(rooms...) }
-func (n *Namespace) Volatile() *Broadcast              { return n.all().Volatile() }
-func (n *Namespace) Local() *Broadcast                 { return n.all().Local() }
-func (n *Namespace) all() *Broadcast                   { return &Broadcast{nsp: n} }
+func (n *Namespace) To(rooms ...string) *Broadcast      { return n.all().To(rooms...) }
+func (n *Namespace) Except(rooms ...string) *Broadcast  { return n.all().Except(rooms...) }
+func (n *Namespace) Volatile() *Broadcast               { return n.all().Volatile() }
+func (n *Namespace) Local() *Broadcast                  { return n.all().Local() }
+func (n *Namespace) Timeout(d time.Duration) *Broadcast { return n.all().Timeout(d) }
+func (n *Namespace) all() *Broadcast                    { return &Broadcast{nsp: n} }
+
+// Emit sends event to every socket of the namespace (see Broadcast.Emit).
+func (n *Namespace) Emit(ctx context.Context, event string, args ...any) error {
+	return n.all().Emit(ctx, event, args...)
+}
+
+// EmitWithAck sends event to every socket of the namespace and gathers
+// their answers (see Broadcast.EmitWithAck).
+func (n *Namespace) EmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
+	return n.all().EmitWithAck(ctx, event, args...)
+}
 
 func (n *Namespace) add(s *Socket) {
 	n.mu.Lock()
@@ -140,15 +163,27 @@ type receiver struct{ n *Namespace }
 
 func (r receiver) Deliver(id string, msg *adapter.Message) {
 	n := r.n
+	var col *ackCollector // set on a broadcast with ack this node sent
+	if l, ok := msg.Local.(*localState); ok {
+		col = l.col
+	}
 	s := n.Socket(id)
 	if s == nil {
+		if col != nil && msg.OnAck != nil {
+			col.gone() // left between the adapter's lookup and now
+		}
 		return
 	}
 	if msg.OnAck != nil {
 		onAck := msg.OnAck
 		if !s.acks.Add(msg.AckID, func(args []any, err error) {
-			if err == nil {
+			switch {
+			case err == nil:
 				onAck(args)
+			case col != nil && errors.Is(err, ErrSocketDisconnected):
+				// This answer will never come: the sender stops waiting
+				// for it rather than until its timeout.
+				col.gone()
 			}
 		}, msg.AckTimeout) {
 			return
@@ -244,8 +279,8 @@ func (n *Namespace) encode(msg *adapter.Message) *clients.Packet {
 			data = append(data[:len(data):len(data)], m.Offset)
 		}
 		p := n.packet(m.Type, m.AckID, data, m.Volatile, m.Key)
-		if pol, ok := m.Local.(clients.Policy); ok && p != nil {
-			p.Policy = pol
+		if l, ok := m.Local.(*localState); ok && p != nil && l.policy != 0 {
+			p.Policy = l.policy
 		}
 		return p
 	}).(*clients.Packet)

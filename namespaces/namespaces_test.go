@@ -113,7 +113,7 @@ func TestConnectAndOrderedEvents(t *testing.T) {
 }
 
 func TestConnectErrors(t *testing.T) {
-	srv := New(Config{})
+	srv := New(Config{RecoveryWindow: DefaultRecoveryWindow})
 	defer srv.Close()
 	srv.Of("/private").Use(func(s *Socket) error {
 		if s.Handshake().Auth["token"] != "ok" {
@@ -179,7 +179,9 @@ func TestEmitWithAckTimeoutAndLateAck(t *testing.T) {
 	}
 	// Answered in time.
 	done := make(chan []any, 1)
-	s.Emit(context.Background(), "q", 2, Ack(func(args []any, err error) { done <- args }))
+	if err := s.EmitWithAckFunc(context.Background(), func(args []any, err error) { done <- args }, "q", 2); err != nil {
+		t.Fatal(err)
+	}
 	out = p.conn.texts()
 	id := strings.TrimSuffix(strings.TrimPrefix(out[0], "2"), `["q",2]`)
 	p.send("3" + id + `["yes"]`)

@@ -126,7 +126,16 @@ func (p *packet) validate() error {
 func (p *packet) args() ([]any, error) {
 	var v []any
 	if err := json.Unmarshal(p.data, &v); err != nil {
-		return nil, fmt.Errorf("%w: %v", errPacket, err)
+		// Valid JSON (decodePacket checked) that does not fit Go's values:
+		// a number beyond float64 such as 1e400, which JavaScript reads as
+		// Infinity. Decoded again, such numbers stay json.Number.
+		var te *json.UnmarshalTypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("%w: %v", errPacket, err)
+		}
+		if v, err = decodeWide(p.data); err != nil {
+			return nil, fmt.Errorf("%w: %v", errPacket, err)
+		}
 	}
 	if len(p.bins) > 0 {
 		for i := range v {
@@ -138,6 +147,40 @@ func (p *packet) args() ([]any, error) {
 		}
 	}
 	return v, nil
+}
+
+// decodeWide decodes a JSON array whose numbers may not fit a float64:
+// those stay json.Number (they encode back unchanged), the others become
+// float64 as usual. The slow path of args.
+func decodeWide(data []byte) ([]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v []any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	for i := range v {
+		v[i] = narrowNumbers(v[i])
+	}
+	return v, nil
+}
+
+func narrowNumbers(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		if f, err := t.Float64(); err == nil {
+			return f
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = narrowNumbers(e)
+		}
+	case map[string]any:
+		for k, e := range t {
+			t[k] = narrowNumbers(e)
+		}
+	}
+	return v
 }
 
 func (p *packet) resolve(v any) (any, error) {

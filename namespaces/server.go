@@ -14,8 +14,16 @@ import (
 
 // Defaults of Config.
 const (
+	// DefaultRecoveryWindow is the window a program that turns connection
+	// state recovery on usually gives (the reference server's
+	// maxDisconnectionDuration); Config.RecoveryWindow's zero value is off.
 	DefaultRecoveryWindow = 2 * time.Minute
+	// DefaultConnectTimeout is Config.ConnectTimeout's default (the
+	// reference server's connectTimeout).
 	DefaultConnectTimeout = 45 * time.Second
+	// DefaultAckTimeout is Config.AckTimeout's default: an emit with ack
+	// given no timeout of its own fails with ErrAckTimeout after it.
+	DefaultAckTimeout = 10 * time.Second
 	// DefaultMaxPacketSize is Config.MaxPacketSize's default, bytes: the
 	// Engine.IO default max payload.
 	DefaultMaxPacketSize = 1_000_000
@@ -27,10 +35,12 @@ const (
 type Config struct {
 	// RecoveryWindow is how long a socket that dropped keeps its session
 	// (id, rooms, data, missed packets) for connection state recovery.
-	// 0: DefaultRecoveryWindow (2 minutes); negative: recovery off.
+	// 0 or negative: recovery off, as in the reference server
+	// (DefaultRecoveryWindow is the usual value to turn it on).
 	RecoveryWindow time.Duration
-	// AckTimeout is the default timeout of emits with ack. 0: none (an ack
-	// waits until the socket goes away or the context ends).
+	// AckTimeout is the default timeout of emits with ack (Timeout sets
+	// one per emit). 0: DefaultAckTimeout (10 s); negative: none, an ack
+	// then waits until the socket disconnects or the context ends.
 	AckTimeout time.Duration
 	// ConnectTimeout closes a connection that joins no namespace in time.
 	// 0: DefaultConnectTimeout (45 s); negative: never.
@@ -75,6 +85,7 @@ type Server struct {
 	patterns []pattern
 	dynamic  int // namespaces in nsps made from patterns
 	closed   bool
+	use      []ConnectMiddleware // Use: before every namespace's own
 }
 
 type pattern struct {
@@ -84,11 +95,14 @@ type pattern struct {
 
 // New makes a Server with the main namespace "/".
 func New(cfg Config) *Server {
-	switch {
-	case cfg.RecoveryWindow == 0:
-		cfg.RecoveryWindow = DefaultRecoveryWindow
-	case cfg.RecoveryWindow < 0:
+	if cfg.RecoveryWindow < 0 {
 		cfg.RecoveryWindow = 0
+	}
+	switch {
+	case cfg.AckTimeout == 0:
+		cfg.AckTimeout = DefaultAckTimeout
+	case cfg.AckTimeout < 0:
+		cfg.AckTimeout = 0
 	}
 	switch {
 	case cfg.ConnectTimeout == 0:
@@ -132,8 +146,25 @@ func (s *Server) ofLocked(name string) *Namespace {
 		return n
 	}
 	n := newNamespace(s, name)
+	n.serverMW = s.use
+	n.connectMW = s.use
 	s.nsps[name] = n
 	return n
+}
+
+// Use adds connect middleware run for every namespace, existing and future
+// (dynamic ones included), before the namespace's own (Namespace.Use):
+// authentication, for instance.
+func (s *Server) Use(mw ConnectMiddleware) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.use = append(s.use[:len(s.use):len(s.use)], mw)
+	for _, n := range s.nsps {
+		n.mu.Lock()
+		n.serverMW = s.use
+		n.connectMW = n.middleware()
+		n.mu.Unlock()
+	}
 }
 
 // OfPattern creates, on a client's first connect, a namespace for each name

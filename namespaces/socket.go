@@ -73,47 +73,6 @@ func newHandshake(r *http.Request) Handshake {
 	return h
 }
 
-// EventHandler handles one incoming event.
-type EventHandler func(ev *Event)
-
-// Event is an incoming event.
-type Event struct {
-	Socket *Socket
-	Name   string
-	// Args are the decoded arguments: nil, bool, float64, string, []any,
-	// map[string]any, and []byte for binary attachments.
-	Args  []any
-	ackID int64
-	acked bool
-}
-
-// WantsAck tells whether the client is waiting for an ack.
-func (e *Event) WantsAck() bool { return e.ackID >= 0 }
-
-// Ack answers the client's ack callback with args (once).
-func (e *Event) Ack(args ...any) error {
-	if e.ackID < 0 {
-		return ErrNoAck
-	}
-	if e.acked {
-		return ErrAckSent
-	}
-	e.acked = true
-	return e.Socket.sendAck(e.ackID, args)
-}
-
-// Bind decodes argument i into v (through JSON).
-func (e *Event) Bind(i int, v any) error {
-	if i >= len(e.Args) {
-		return &json.UnmarshalTypeError{Value: "missing argument", Type: nil}
-	}
-	b, err := json.Marshal(e.Args[i])
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
-}
-
 // Socket is one client's presence in one namespace.
 type Socket struct {
 	id        string
@@ -122,7 +81,12 @@ type Socket struct {
 	client    *Client
 	handshake Handshake
 	recovered bool
-	acks      clients.Acks
+	acks      ackRegistry
+
+	// life orders room changes against the end of the socket: Join and
+	// Leave hold it shared, closeWith exclusively to set closed, so no
+	// room is joined after the socket left them all.
+	life sync.RWMutex
 
 	mu         sync.Mutex
 	handlers   map[string]EventHandler
@@ -133,11 +97,10 @@ type Socket struct {
 	ready      bool
 	early      []earlyPacket
 	closed     bool
-	timeout    time.Duration
-	volatile   bool
-	acksOf     *Socket // set on Timeout and Volatile views
-	base       string  // recovery offset when the socket connected
-	floor      string  // recovered sockets: see connected
+	ctx        context.Context // made on the first Context call
+	cancel     context.CancelFunc
+	base       string // recovery offset when the socket connected
+	floor      string // recovered sockets: see connected
 }
 
 type earlyPacket struct {
@@ -213,11 +176,52 @@ func (s *Socket) OnDisconnect(fn func(reason Reason)) {
 	s.mu.Unlock()
 }
 
-// Join adds the socket to rooms.
-func (s *Socket) Join(rooms ...string) { s.nsp.adapter.Join(s.id, rooms...) }
+// Context is a context that ends when the socket disconnects, for work
+// started on the socket's behalf.
+func (s *Socket) Context() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		if s.closed {
+			s.cancel()
+		}
+	}
+	return s.ctx
+}
 
-// Leave removes the socket from a room.
-func (s *Socket) Leave(room string) { s.nsp.adapter.Leave(s.id, room) }
+// Connected tells whether the socket is still connected (or connecting).
+func (s *Socket) Connected() bool { return !s.isClosed() }
+
+func (s *Socket) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Join adds the socket to rooms. Errors: ErrSocketDisconnected (nothing is
+// joined).
+func (s *Socket) Join(rooms ...string) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.isClosed() {
+		return ErrSocketDisconnected
+	}
+	s.nsp.adapter.Join(s.id, rooms...)
+	return nil
+}
+
+// Leave removes the socket from a room. Errors: ErrSocketDisconnected (it
+// has left every room already).
+func (s *Socket) Leave(room string) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.isClosed() {
+		return ErrSocketDisconnected
+	}
+	s.nsp.adapter.Leave(s.id, room)
+	return nil
+}
 
 // Rooms lists the socket's rooms (its own id among them).
 func (s *Socket) Rooms() []string { return s.nsp.adapter.Rooms(s.id) }
@@ -230,120 +234,50 @@ func (s *Socket) To(rooms ...string) *Broadcast {
 // Broadcast starts a broadcast to the whole namespace but this socket.
 func (s *Socket) Broadcast() *Broadcast { return s.nsp.all().Except(s.id) }
 
-// Timeout returns a view of the socket whose emits with ack time out after d.
-func (s *Socket) Timeout(d time.Duration) *Socket {
-	o := s.owner()
-	return &Socket{id: o.id, nsp: o.nsp, client: o.client, timeout: d, volatile: s.volatile, acksOf: o}
-}
+// Timeout returns an Emitter to this socket whose emits with ack time out
+// after d.
+func (s *Socket) Timeout(d time.Duration) *Emitter { return &Emitter{s: s, timeout: d} }
 
-// Volatile returns a view of the socket whose emits may be dropped when the
-// connection is busy.
-func (s *Socket) Volatile() *Socket {
-	o := s.owner()
-	return &Socket{id: o.id, nsp: o.nsp, client: o.client, timeout: s.timeout, volatile: true, acksOf: o}
-}
+// Volatile returns an Emitter to this socket whose emits may be dropped
+// when the connection is busy.
+func (s *Socket) Volatile() *Emitter { return &Emitter{s: s, volatile: true} }
 
-// Emit sends event with args to this socket. If the last argument is an Ack
-// (or a func([]any, error)) it is called with the client's answer or an
-// error. Emit never blocks.
+// Emit sends event with args to this socket. It never blocks. Errors:
+// ErrEventName, ErrEncode, ErrSocketDisconnected.
 func (s *Socket) Emit(ctx context.Context, event string, args ...any) error {
-	if n := len(args); n > 0 {
-		var ack Ack
-		switch a := args[n-1].(type) {
-		case Ack:
-			ack = a
-		case func([]any, error):
-			ack = a
-		}
-		if ack != nil {
-			return s.emitAck(ctx, event, args[:n-1], ack)
-		}
-	}
-	data, err := eventData(event, args)
-	if err != nil {
-		return err
-	}
-	// Through the adapter, as a broadcast to the socket's own room, so the
-	// packet is kept for recovery like any other.
-	s.nsp.adapter.Broadcast(&adapter.Message{Type: typeEvent, Data: data, AckID: -1, Volatile: s.volatile},
-		adapter.Options{Rooms: []string{s.id}, Local: true, Volatile: s.volatile})
-	return nil
+	return (&Emitter{s: s}).Emit(ctx, event, args...)
 }
 
 // EmitWithAck sends event and waits for the client's ack, the timeout
-// (Timeout, or the namespace default) or the end of ctx.
+// (Config.AckTimeout; see Timeout), the socket's disconnect or the end of
+// ctx. See Emitter.EmitWithAck.
 func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
-	type answer struct {
-		args []any
-		err  error
-	}
-	ch := make(chan answer, 1)
-	if err := s.emitAck(ctx, event, args, func(a []any, err error) { ch <- answer{a, err} }); err != nil {
-		return nil, err
-	}
-	select {
-	case a := <-ch:
-		return a.args, a.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return (&Emitter{s: s}).EmitWithAck(ctx, event, args...)
 }
 
-func (s *Socket) emitAck(ctx context.Context, event string, args []any, ack Ack) error {
-	data, err := eventData(event, args)
-	if err != nil {
-		return err
-	}
-	owner := s.owner()
-	timeout := s.timeout
-	if timeout <= 0 {
-		timeout = s.nsp.srv.cfg.AckTimeout
-	}
-	id := s.nsp.ackIDs.Add(1) - 1
-	pkt := s.nsp.packet(typeEvent, id, data, false, "")
-	if pkt == nil {
-		return errEncode
-	}
-	var once sync.Once
-	stop := func() bool { return false }
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() {
-			owner.acks.Cancel(id)
-			once.Do(func() { ack(nil, ctx.Err()) })
-		})
-	}
-	if !owner.acks.Add(id, func(a []any, err error) {
-		stop()
-		once.Do(func() { ack(a, err) })
-	}, timeout) {
-		return nil
-	}
-	owner.deliver(pkt, "")
-	return nil
-}
-
-// owner is the real socket behind a Timeout view.
-func (s *Socket) owner() *Socket {
-	if s.acksOf != nil {
-		return s.acksOf
-	}
-	return s
+// EmitWithAckFunc sends event and calls ack once with the answer or an
+// error, without waiting. See Emitter.EmitWithAckFunc.
+func (s *Socket) EmitWithAckFunc(ctx context.Context, ack Ack, event string, args ...any) error {
+	return (&Emitter{s: s}).EmitWithAckFunc(ctx, ack, event, args...)
 }
 
 // Disconnect sends the client a DISCONNECT for this namespace; with
-// closeConn the whole connection closes.
-func (s *Socket) Disconnect(closeConn bool) {
-	o := s.owner()
+// closeConn the whole connection closes. Errors: ErrSocketDisconnected.
+func (s *Socket) Disconnect(closeConn bool) error {
+	if s.isClosed() {
+		return ErrSocketDisconnected
+	}
 	if !closeConn {
-		o.leave()
-		return
+		s.leave()
+		return nil
 	}
 	// As the reference server: every socket of the connection is told,
 	// then the connection closes.
-	for _, other := range o.client.Sockets() {
+	for _, other := range s.client.Sockets() {
 		other.leave()
 	}
-	o.client.conn.Close(clients.ReasonForcedServerClose)
+	s.client.conn.Close(clients.ReasonForcedServerClose)
+	return nil
 }
 
 // leave sends the client a DISCONNECT for this namespace and ends the
@@ -468,7 +402,12 @@ func (s *Socket) handleEvent(p *packet) error {
 	if !ok {
 		return errPacket
 	}
-	ev := &Event{Socket: s, Name: name, Args: args[1:], ackID: p.id}
+	ev := &Event{Socket: s, Name: name, Args: args[1:], ackID: p.id, binary: len(p.bins) > 0}
+	if ev.binary {
+		ev.data = p.data // already a copy (Client.OnText)
+	} else {
+		ev.data = append([]byte(nil), p.data...) // the transport reuses its buffer
+	}
 	s.nsp.mu.RLock()
 	nmw := s.nsp.eventMW
 	nh := s.nsp.handlers[name]
@@ -505,9 +444,11 @@ func (s *Socket) handleEvent(p *packet) error {
 // keeps its session when the reason allows recovery, and tells the
 // disconnect handlers.
 func (s *Socket) closeWith(reason Reason) {
+	s.life.Lock() // waits for a Join or Leave under way
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		s.life.Unlock()
 		return
 	}
 	s.closed = true
@@ -515,7 +456,12 @@ func (s *Socket) closeWith(reason Reason) {
 	s.early = nil
 	handlers := s.onDisc
 	data := s.data
+	cancel := s.cancel
 	s.mu.Unlock()
+	s.life.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 	n := s.nsp
 	if wasReady && reason.Recoverable() && n.srv.cfg.RecoveryWindow > 0 {
 		rooms := n.adapter.Rooms(s.id)

@@ -26,6 +26,14 @@ type Authenticator interface {
 	Authenticate(auth map[string]any, hs namespaces.Handshake) (Identity, error)
 }
 
+// AuthenticatorFunc adapts a function to an Authenticator.
+type AuthenticatorFunc func(auth map[string]any, hs namespaces.Handshake) (Identity, error)
+
+// Authenticate calls f.
+func (f AuthenticatorFunc) Authenticate(auth map[string]any, hs namespaces.Handshake) (Identity, error) {
+	return f(auth, hs)
+}
+
 // errUnauthorized is the connect_error message of a refused token.
 var errUnauthorized = &namespaces.ConnectError{Message: "unauthorized"}
 
@@ -41,7 +49,7 @@ func authMiddleware(a Authenticator) namespaces.ConnectMiddleware {
 			s.Set(roomsKey, id.Rooms)
 		}
 		if id.UserID != "" {
-			s.Join(UserRoom(id.UserID))
+			return s.Join(UserRoom(id.UserID))
 		}
 		return nil
 	}

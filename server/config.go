@@ -27,13 +27,18 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultConnectBurst    = 100
 	DefaultMaxNamespaces   = namespaces.DefaultMaxDynamicNamespaces
+	DefaultAckTimeout      = namespaces.DefaultAckTimeout
+	DefaultConnectTimeout  = namespaces.DefaultConnectTimeout
+	DefaultRecoveryWindow  = namespaces.DefaultRecoveryWindow
 	// DefaultMaxRoomsPerSocket bounds the rooms a socket may be in for a
 	// client's hub join to succeed (HubConfig.MaxRoomsPerSocket).
 	DefaultMaxRoomsPerSocket = 1000
 )
 
-// Config configures a Server. The zero value is a working hub on
-// DefaultAddr with the memory adapter.
+// Config configures a Server. The zero value is a working Socket.IO server
+// on DefaultAddr with the memory adapter and the reference server's
+// defaults: no connection state recovery, no hub (set Hub.Enabled for the
+// built-in join/leave/publish protocol); `roomcast serve` turns both on.
 type Config struct {
 	// Addr is the listen address. "": DefaultAddr.
 	Addr string
@@ -54,8 +59,9 @@ type Config struct {
 	// get 403.
 	CORSOrigins []string
 
-	// RecoveryWindow: connection state recovery window. 0: 2 minutes;
-	// negative: off.
+	// RecoveryWindow: connection state recovery window. 0 or negative:
+	// off, as in the reference server; namespaces.DefaultRecoveryWindow (2
+	// minutes) is the usual value to turn it on.
 	RecoveryWindow time.Duration
 	// RecoveryMaxBytes bounds the recovery history each namespace keeps on
 	// this node (memory, redis and redis-sharded adapters), bytes of
@@ -63,8 +69,14 @@ type Config struct {
 	// negative: no byte bound (at most adapter.MaxHistory broadcasts
 	// still). A client whose offset fell to the bound gets a fresh session.
 	RecoveryMaxBytes int64
-	// AckTimeout is the default timeout of server emits with ack. 0: none.
+	// AckTimeout is the default timeout of server emits with ack (Timeout
+	// sets one per emit). 0: DefaultAckTimeout (10 s); negative: none (a
+	// wait still ends when its socket disconnects or its context ends).
 	AckTimeout time.Duration
+	// ConnectTimeout closes a connection that joins no namespace (sends no
+	// accepted CONNECT) in time. 0: DefaultConnectTimeout (45 s, the
+	// reference server's); negative: never.
+	ConnectTimeout time.Duration
 
 	// Queue bounds each connection's send queue (defaults: 1 MiB, 1,024
 	// packets, policy disconnect).
@@ -100,9 +112,10 @@ type Config struct {
 	// APIInsecure serves the HTTP API without a key on any address (for an
 	// API behind a proxy that authenticates). Default false.
 	APIInsecure bool
-	// Auth, when set, authenticates every CONNECT of the hub namespaces.
+	// Auth, when set, authenticates every CONNECT, on every namespace (the
+	// hub's and the program's own), before the namespace's middleware.
 	Auth Authenticator
-	// Hub configures the built-in hub protocol.
+	// Hub configures the built-in hub protocol (off unless Hub.Enabled).
 	Hub HubConfig
 	// MaxNamespaces bounds the dynamic namespaces (Hub.Namespaces) that
 	// exist at once; a CONNECT that would make one more gets the
@@ -146,8 +159,10 @@ type Config struct {
 
 // HubConfig configures the hub protocol (join, leave, publish, echo).
 type HubConfig struct {
-	// Disabled turns the hub handlers off (for programs that write their own).
-	Disabled bool
+	// Enabled serves the hub's handlers (join, leave, publish, echo, and
+	// the roomcast:ping server-side event). Default off: a program embedding
+	// roomcast writes its own handlers; `roomcast serve` turns it on.
+	Enabled bool
 	// DenyPublish refuses client publishes.
 	DenyPublish bool
 	// PublishSelf makes publishers receive their own messages.

@@ -7,5 +7,9 @@
 // package namespaces.
 //
 // Entry points: New(Config) builds a Server; Serve or ListenAndServe runs
-// it; Shutdown(ctx) drains it. To, ToUser and Of emit from Go code.
+// it; Shutdown(ctx) drains it. To, ToUser and Of emit from Go code. The
+// Socket.IO types a handler needs (Socket, Event, Namespace, Broadcast,
+// Bind, the Err values) are re-exported here: embedding roomcast takes
+// this one import. The zero Config follows the reference server: no
+// connection state recovery, no hub protocol (HubConfig.Enabled).
 package server

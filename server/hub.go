@@ -79,20 +79,14 @@ const PingEvent = "roomcast:ping"
 // installHub serves the hub protocol on "/" and on the namespaces matching
 // Hub.Namespaces.
 func (srv *Server) installHub() {
-	setup := func(n *namespaces.Namespace) {
-		if srv.cfg.Auth != nil {
-			n.Use(authMiddleware(srv.cfg.Auth))
-		}
-		srv.hubHandlers(n)
-	}
 	main := srv.nsps.Of("/")
-	setup(main)
+	srv.hubHandlers(main)
 	// A cluster probe: every node answers with its id and local sockets.
 	main.OnServerSideEmit(PingEvent, func(_ []any, ack func(any)) {
 		ack(map[string]any{"node": srv.NodeID(), "sockets": main.Len()})
 	})
 	if re := srv.cfg.Hub.Namespaces; re != nil {
-		srv.nsps.OfPattern(re, setup)
+		srv.nsps.OfPattern(re, srv.hubHandlers)
 	}
 }
 
@@ -144,7 +138,10 @@ func (srv *Server) hubHandlers(n *namespaces.Namespace) {
 			ackErr(ev, err)
 			return
 		}
-		s.Join(room)
+		if err := s.Join(room); err != nil {
+			ackErr(ev, err)
+			return
+		}
 		ackOK(ev)
 	})
 	n.On("leave", func(ev *namespaces.Event) {
@@ -154,7 +151,10 @@ func (srv *Server) hubHandlers(n *namespaces.Namespace) {
 			ackErr(ev, err)
 			return
 		}
-		s.Leave(room)
+		if err := s.Leave(room); err != nil {
+			ackErr(ev, err)
+			return
+		}
 		ackOK(ev)
 	})
 	n.On("publish", func(ev *namespaces.Event) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/roomcast/roomcast/adapter"
 )
@@ -20,7 +21,7 @@ func TestRecoveryMaxBytesReachesTheAdapter(t *testing.T) {
 		{"1 MiB", 1 << 20, 1 << 20},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, err := New(Config{Addr: "127.0.0.1:0", RecoveryMaxBytes: tt.bytes})
+			srv, err := New(Config{Addr: "127.0.0.1:0", RecoveryWindow: time.Minute, RecoveryMaxBytes: tt.bytes})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -70,6 +70,7 @@ func New(cfg Config) (*Server, error) {
 	srv.nsps = namespaces.New(namespaces.Config{
 		RecoveryWindow: srv.cfg.RecoveryWindow,
 		AckTimeout:     cfg.AckTimeout,
+		ConnectTimeout: cfg.ConnectTimeout,
 		MaxPacketSize:  cfg.MaxPayload,
 		Adapter:        historyBound(srv.cfg.Adapter, cfg.RecoveryMaxBytes),
 		Logger:         cfg.Logger,
@@ -96,7 +97,10 @@ func New(cfg Config) (*Server, error) {
 			NamespaceRemoved: m.forgetNamespace,
 		},
 	})
-	if !cfg.Hub.Disabled {
+	if cfg.Auth != nil {
+		srv.nsps.Use(authMiddleware(cfg.Auth))
+	}
+	if cfg.Hub.Enabled {
 		srv.installHub()
 	}
 	srv.engine = clients.New(srv.engineConfig(), srv.nsps)

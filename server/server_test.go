@@ -30,6 +30,7 @@ func startServer(t testing.TB, cfg Config) (*Server, string) {
 	if cfg.Logger == nil {
 		cfg.Logger = zaptest.NewLogger(t)
 	}
+	cfg.Hub.Enabled = true // the tests speak the hub protocol
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -169,7 +169,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		APIKey:         o.apiKey,
 		Logger:         log,
 		Queue:          server.QueueConfig{MaxBytes: o.queueBytes, MaxPackets: o.queuePackets},
-		Hub:            server.HubConfig{DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf, MaxRoomsPerSocket: o.maxRooms},
+		Hub:            server.HubConfig{Enabled: true, DenyPublish: !o.allowPublish, PublishSelf: o.publishSelf, MaxRoomsPerSocket: o.maxRooms},
 		Backplane:      o.backplane,
 		Pprof:          o.pprof,
 		RedisPrefix:    o.redisPrefix,
@@ -183,8 +183,13 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
 	}
-	if o.recovery == 0 {
-		cfg.RecoveryWindow = -1 // the flag's 0 means off
+	// Recovery and the hub are on in `roomcast serve` (the library's zero
+	// values have both off): the flag's 0 turns recovery off.
+	if o.recovery <= 0 {
+		cfg.RecoveryWindow = -1
+	}
+	if o.ackTime == 0 {
+		cfg.AckTimeout = -1 // the flag's 0 means none
 	}
 	cfg.RecoveryMaxBytes = o.recoveryMaxBytes
 	if o.writeTimeout == 0 {

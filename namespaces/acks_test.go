@@ -1,4 +1,4 @@
-package clients
+package namespaces
 
 import (
 	"errors"
@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-func TestAcksTimeoutLateAndClose(t *testing.T) {
-	var a Acks
+func TestAckRegistryTimeoutLateAndClose(t *testing.T) {
+	var a ackRegistry
 	got := make(chan error, 3)
 	start := time.Now()
 	a.Add(1, func(_ []any, err error) { got <- err }, 50*time.Millisecond)
@@ -37,13 +37,13 @@ func TestAcksTimeoutLateAndClose(t *testing.T) {
 
 	a.Add(3, func(_ []any, err error) { got <- err }, 0)
 	a.Close()
-	if err := <-got; !errors.Is(err, ErrDisconnected) {
+	if err := <-got; !errors.Is(err, ErrSocketDisconnected) {
 		t.Fatalf("got %v, want disconnected", err)
 	}
 	if a.Add(4, func(_ []any, err error) { got <- err }, 0) {
 		t.Fatal("Add after Close succeeded")
 	}
-	if err := <-got; !errors.Is(err, ErrDisconnected) {
+	if err := <-got; !errors.Is(err, ErrSocketDisconnected) {
 		t.Fatalf("got %v, want disconnected", err)
 	}
 }

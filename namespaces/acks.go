@@ -1,41 +1,37 @@
-package clients
+package namespaces
 
 import (
-	"errors"
 	"sync"
 	"time"
 )
 
-// ErrAckTimeout fails an ack that did not arrive in time.
-var ErrAckTimeout = errors.New("operation has timed out")
+// Ack receives the answer to an emit with ack: the arguments the client
+// passed to its ack callback, or an error (ErrAckTimeout,
+// ErrSocketDisconnected, or the context's error).
+type Ack func(args []any, err error)
 
-// ErrDisconnected fails an ack whose socket went away first.
-var ErrDisconnected = errors.New("socket has been disconnected")
-
-// AckFunc receives the arguments of an ack, or an error.
-type AckFunc func(args []any, err error)
-
-// Acks registers pending acks of one socket and fails them on timeout or
-// close. Safe for concurrent use.
-type Acks struct {
+// ackRegistry holds the pending acks of one socket and fails them on
+// timeout or when the socket ends. Safe for concurrent use.
+type ackRegistry struct {
 	mu      sync.Mutex
 	pending map[int64]*pendingAck
 	closed  bool
 }
 
 type pendingAck struct {
-	fn    AckFunc
+	fn    Ack
 	timer *time.Timer
 }
 
 // Add registers fn under id (ids are unique per namespace). With
 // timeout > 0 fn fails with ErrAckTimeout after that long. If the registry
-// is closed, fn fails at once with ErrDisconnected and Add returns false.
-func (a *Acks) Add(id int64, fn AckFunc, timeout time.Duration) bool {
+// is closed, fn fails at once with ErrSocketDisconnected and Add returns
+// false.
+func (a *ackRegistry) Add(id int64, fn Ack, timeout time.Duration) bool {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		fn(nil, ErrDisconnected)
+		fn(nil, ErrSocketDisconnected)
 		return false
 	}
 	p := &pendingAck{fn: fn}
@@ -54,7 +50,7 @@ func (a *Acks) Add(id int64, fn AckFunc, timeout time.Duration) bool {
 	return true
 }
 
-func (a *Acks) take(id int64) *pendingAck {
+func (a *ackRegistry) take(id int64) *pendingAck {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p := a.pending[id]
@@ -69,7 +65,7 @@ func (a *Acks) take(id int64) *pendingAck {
 
 // Resolve delivers args to the ack with this id. A late or unknown ack is
 // ignored and reported as false.
-func (a *Acks) Resolve(id int64, args []any) bool {
+func (a *ackRegistry) Resolve(id int64, args []any) bool {
 	p := a.take(id)
 	if p == nil {
 		return false
@@ -79,17 +75,18 @@ func (a *Acks) Resolve(id int64, args []any) bool {
 }
 
 // Cancel forgets the ack with this id without calling it.
-func (a *Acks) Cancel(id int64) { a.take(id) }
+func (a *ackRegistry) Cancel(id int64) { a.take(id) }
 
 // Len is the number of pending acks.
-func (a *Acks) Len() int {
+func (a *ackRegistry) Len() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.pending)
 }
 
-// Close fails every pending ack with ErrDisconnected.
-func (a *Acks) Close() {
+// Close fails every pending ack with ErrSocketDisconnected, and every ack
+// added later.
+func (a *ackRegistry) Close() {
 	a.mu.Lock()
 	a.closed = true
 	pending := a.pending
@@ -99,6 +96,6 @@ func (a *Acks) Close() {
 		if p.timer != nil {
 			p.timer.Stop()
 		}
-		p.fn(nil, ErrDisconnected)
+		p.fn(nil, ErrSocketDisconnected)
 	}
 }
