@@ -131,7 +131,7 @@ func (e *Emitter) Emit(ctx context.Context, event string, args ...any) error {
 	if event == "" || reserved[event] {
 		return ErrEventName
 	}
-	packet := packetOf(e.nsp, &Message{Type: 2, Data: append([]any{event}, args...), AckID: -1})
+	packet := packetOf(e.nsp, &Message{Type: PacketEvent, Data: append([]any{event}, args...), AckID: -1})
 	opts := toWire(Options{Rooms: e.rooms, Except: e.except, Volatile: e.volatile})
 	if e.backplane != BackplaneRedis {
 		return e.publish(ctx, cmBroadcast, map[string]any{"packet": packet, "opts": opts})

@@ -104,8 +104,7 @@ func (n *RedisNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 		channel:      p + "#" + nsp + "#",
 		reqChannel:   p + "-request#" + nsp + "#",
 		respChannel:  p + "-response#" + nsp + "#",
-		requests:     make(map[string]*request),
-		ackRequests:  make(map[string]*ackRequest),
+		reqs:         newTracker(),
 		requestsTime: n.cfg.RequestTimeout,
 	}
 	r.ownResp = r.respChannel + n.uid + "#"
@@ -233,36 +232,8 @@ type Redis struct {
 	nsp                                       string
 	channel, reqChannel, respChannel, ownResp string
 	requestsTime                              time.Duration
-	mu                                        sync.Mutex
-	requests                                  map[string]*request
-	ackRequests                               map[string]*ackRequest
+	reqs                                      tracker
 	closed                                    atomic.Bool
-}
-
-// request is a cross-node request waiting for answers.
-type request struct {
-	typ       int
-	numSub    int
-	msgCount  int
-	sockets   []SocketInfo
-	responses []any
-	done      chan struct{}
-	finished  bool
-}
-
-// answered counts one node's answer and ends the wait after the last.
-// The caller holds the adapter's lock.
-func (req *request) answered() {
-	req.msgCount++
-	if req.msgCount >= req.numSub {
-		req.finished = true
-		close(req.done)
-	}
-}
-
-type ackRequest struct {
-	onCount func(int)
-	onAck   func([]any)
 }
 
 // wireOpts is the opts object of the protocol.
@@ -413,18 +384,11 @@ func (r *Redis) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) 
 			"packet": packetOf(r.nsp, msg), "opts": toWire(opts),
 		})
 		if err == nil {
-			r.mu.Lock()
-			r.ackRequests[id] = &ackRequest{onCount: onCount, onAck: msg.OnAck}
-			r.mu.Unlock()
 			timeout := opts.Timeout
 			if timeout <= 0 {
 				timeout = r.requestsTime
 			}
-			time.AfterFunc(timeout, func() {
-				r.mu.Lock()
-				delete(r.ackRequests, id)
-				r.mu.Unlock()
-			})
+			r.reqs.expectAcks(id, onCount, msg.OnAck, timeout)
 			r.node.enqueue(r.reqChannel, b)
 		} else {
 			r.node.fail("publish", err)
@@ -480,13 +444,8 @@ func (r *Redis) FetchSockets(ctx context.Context, opts Options) ([]SocketInfo, e
 	if opts.Local {
 		return local, nil
 	}
-	req, err := r.ask(ctx, reqRemoteFetch, map[string]any{"opts": toWire(opts)})
-	if req == nil {
-		return local, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append(local, req.sockets...), err
+	remote, _, err := r.ask(ctx, askFetch, reqRemoteFetch, map[string]any{"opts": toWire(opts)})
+	return append(local, remote...), err
 }
 
 // ServerSideEmit sends data to the other nodes' namespaces.
@@ -495,48 +454,24 @@ func (r *Redis) ServerSideEmit(ctx context.Context, data []any, withAck bool) ([
 		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqServerSideEmit, "data": plain(data)})
 		return nil, nil
 	}
-	req, err := r.ask(ctx, reqServerSideEmit, map[string]any{"data": plain(data)})
-	if req == nil {
-		return []any{}, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]any{}, req.responses...), err
+	_, responses, err := r.ask(ctx, askEmit, reqServerSideEmit, map[string]any{"data": plain(data)})
+	return append([]any{}, responses...), err
 }
 
 // ask publishes a request and waits for one answer per other live node.
-func (r *Redis) ask(ctx context.Context, typ int, body map[string]any) (*request, error) {
+func (r *Redis) ask(ctx context.Context, kind askKind, typ int, body map[string]any) ([]SocketInfo, []any, error) {
 	others := r.ServerCount(ctx) - 1
 	if others <= 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	id := randomID(6)
-	req := &request{typ: typ, numSub: others, done: make(chan struct{})}
 	body["uid"] = r.node.uid
 	body["requestId"] = id
 	body["type"] = typ
-	r.mu.Lock()
-	r.requests[id] = req
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.requests, id)
-		r.mu.Unlock()
-	}()
-	r.publishJSON(body)
-	t := time.NewTimer(r.requestsTime)
-	defer t.Stop()
-	select {
-	case <-req.done:
-		return req, nil
-	case <-t.C:
-		r.mu.Lock()
-		got := req.msgCount
-		r.mu.Unlock()
-		return req, fmt.Errorf("%w: %d of %d answered", ErrRequestTimeout, got, others)
-	case <-ctx.Done():
-		return req, ctx.Err()
-	}
+	return r.reqs.ask(ctx, id, kind, others, r.requestsTime, func() error {
+		r.publishJSON(body)
+		return nil
+	})
 }
 
 // onRequest serves a request from another node (or an emitter).
@@ -631,10 +566,7 @@ func (r *Redis) onRequest(payload []byte) {
 		// User handlers may be slow: never on the receive loop.
 		go r.Memory.recv.ServerSideEmit(data, ack)
 	case reqBroadcast:
-		r.mu.Lock()
-		_, mine := r.ackRequests[id]
-		r.mu.Unlock()
-		if mine || own {
+		if own || r.reqs.ownsAcks(id) {
 			return
 		}
 		msg, ok := messageOf(req["packet"], r.nsp)
@@ -683,40 +615,19 @@ func (r *Redis) onResponse(payload []byte) {
 		return
 	}
 	id, _ := resp["requestId"].(string)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if ar := r.ackRequests[id]; ar != nil {
-		typ, _ := toInt(resp["type"])
-		switch typ {
-		case reqBroadcastClientCount:
-			n, _ := toInt(resp["clientCount"])
-			go ar.onCount(int(n))
-		case reqBroadcastAck:
-			if ar.onAck != nil {
-				go ar.onAck([]any{resp["packet"]})
-			}
-		}
-		return
-	}
-	req := r.requests[id]
-	if req == nil || req.finished {
-		return
-	}
-	switch req.typ {
-	case reqRemoteFetch:
-		list, ok := resp["sockets"].([]any)
-		if !ok {
+	typ, _ := toInt(resp["type"])
+	switch {
+	case typ == reqBroadcastClientCount:
+		n, _ := toInt(resp["clientCount"])
+		if r.reqs.onCount(id, int(n)) {
 			return
 		}
-		for _, s := range list {
-			req.sockets = append(req.sockets, socketInfo(s))
+	case typ == reqBroadcastAck:
+		if r.reqs.onAck(id, resp["packet"]) {
+			return
 		}
-	case reqServerSideEmit:
-		req.responses = append(req.responses, resp["data"])
-	default:
-		return
 	}
-	req.answered()
+	r.reqs.answer(id, askAny, resp["sockets"], resp["data"])
 }
 
 func socketInfo(v any) SocketInfo {

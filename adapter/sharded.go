@@ -3,7 +3,6 @@ package adapter
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,8 +17,9 @@ import (
 type ShardedNode struct {
 	*node
 
+	routes *routes
+
 	mu   sync.Mutex
-	nsps map[string]*cluster
 	subs map[string]*redis.PubSub // by shard master address ("" standalone)
 	ops  []subOp                  // subscription changes not yet applied
 	wake chan struct{}
@@ -38,7 +38,8 @@ func NewShardedNode(cfg RedisConfig) (*ShardedNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &ShardedNode{node: base, nsps: make(map[string]*cluster), subs: make(map[string]*redis.PubSub), wake: make(chan struct{}, 1)}
+	n := &ShardedNode{node: base, subs: make(map[string]*redis.PubSub), wake: make(chan struct{}, 1)}
+	n.routes = newRoutes(n.cfg.Prefix+"#", n.fail)
 	n.pub = newWorker(publishQueue, n.fail)
 	n.wg.Add(1)
 	go n.subscriber()
@@ -54,9 +55,7 @@ func (n *ShardedNode) Adapter(nsp string, recv Receiver, window time.Duration) A
 			n.change(c.link.(*shardedLink).channel+room+"#", created)
 		}
 	}
-	n.mu.Lock()
-	n.nsps[nsp] = c
-	n.mu.Unlock()
+	n.routes.add(nsp, c)
 	l := c.link.(*shardedLink)
 	n.change(l.channel, true)
 	n.change(l.channel+n.uid+"#", true)
@@ -71,9 +70,7 @@ type shardedAdapter struct {
 
 func (a *shardedAdapter) Close() error {
 	l := a.link.(*shardedLink)
-	a.n.mu.Lock()
-	delete(a.n.nsps, a.nsp)
-	a.n.mu.Unlock()
+	a.n.routes.remove(a.nsp)
 	a.n.change(l.channel, false)
 	a.n.change(l.channel+a.n.uid+"#", false)
 	a.Memory.mu.RLock()
@@ -158,23 +155,7 @@ func (n *ShardedNode) apply(op subOp) {
 }
 
 func (n *ShardedNode) dispatch(channel string, payload []byte) {
-	p := n.cfg.Prefix + "#"
-	if !strings.HasPrefix(channel, p) {
-		return
-	}
-	nsp := cut(channel[len(p):])
-	n.mu.Lock()
-	c := n.nsps[nsp]
-	n.mu.Unlock()
-	if c == nil {
-		return
-	}
-	m, err := decodeClusterMsg(payload)
-	if err != nil {
-		n.fail("decode", err)
-		return
-	}
-	c.onMessage(m, "")
+	n.routes.dispatch(channel, payload, "")
 }
 
 // Close stops the node.
