@@ -34,9 +34,6 @@ const (
 const (
 	DefaultRedisPrefix         = "socket.io"
 	DefaultRedisRequestTimeout = 5 * time.Second
-	// publishQueue bounds the messages waiting for the publisher; past it
-	// publishes are dropped (and counted) rather than blocking emitters.
-	publishQueue = 1 << 16
 )
 
 // ErrRequestTimeout is returned, with what arrived, by a cross-node request
@@ -70,7 +67,7 @@ type RedisNode struct {
 	mu   sync.RWMutex
 	nsps map[string]*Redis
 
-	pubq chan publication
+	pub *publisher[publication]
 }
 
 type publication struct {
@@ -85,11 +82,10 @@ func NewRedisNode(cfg RedisConfig) (*RedisNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &RedisNode{node: base, nsps: make(map[string]*Redis), pubq: make(chan publication, publishQueue)}
+	n := &RedisNode{node: base, nsps: make(map[string]*Redis)}
+	n.pub = newPublisher(publishQueue, n.publish, n.fail)
 	n.ps = n.client.Subscribe(n.ctx)
 	n.receive(n.ps, n.dispatch)
-	n.wg.Add(1)
-	go n.publish()
 	return n, nil
 }
 
@@ -123,62 +119,40 @@ func (n *RedisNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 // Close stops the loops; pending publishes are dropped.
 func (n *RedisNode) Close() error {
 	n.cancel()
+	n.pub.stop()
 	err := n.ps.Close()
 	n.wg.Wait()
 	return err
 }
 
-// publish sends queued publications in order, pipelining what is waiting.
-func (n *RedisNode) publish() {
-	defer n.wg.Done()
-	batch := make([]publication, 0, 256)
-	for {
-		select {
-		case <-n.ctx.Done():
+// publish sends a batch of publications in one pipeline.
+func (n *RedisNode) publish(batch []publication) {
+	for n.ctx.Err() == nil {
+		_, err := n.client.Pipelined(n.ctx, func(pipe redis.Pipeliner) error {
+			for _, p := range batch {
+				pipe.Publish(n.ctx, p.channel, p.payload)
+			}
+			return nil
+		})
+		if err == nil || n.ctx.Err() != nil {
 			return
-		case p := <-n.pubq:
-			batch = append(batch[:0], p)
 		}
-	more:
-		for len(batch) < cap(batch) {
-			select {
-			case p := <-n.pubq:
-				batch = append(batch, p)
-			default:
-				break more
-			}
+		// Redis is away: these publications are lost to the other nodes
+		// (local delivery already happened). Retry the batch a few times
+		// with a pause, so a short blip loses nothing.
+		n.fail("publish", err)
+		if !sleepCtx(n.ctx, 200*time.Millisecond) {
+			return
 		}
-		for {
-			_, err := n.client.Pipelined(n.ctx, func(pipe redis.Pipeliner) error {
-				for _, p := range batch {
-					pipe.Publish(n.ctx, p.channel, p.payload)
-				}
-				return nil
-			})
-			if err == nil || n.ctx.Err() != nil {
-				break
-			}
-			// Redis is away: these publications are lost to the other
-			// nodes (local delivery already happened). Retry the batch a
-			// few times with a pause, so a short blip loses nothing.
-			n.fail("publish", err)
-			if !sleepCtx(n.ctx, 200*time.Millisecond) {
-				return
-			}
-			if len(n.pubq) > publishQueue/2 {
-				break // falling behind: give up on this batch
-			}
+		if n.pub.backlog() > publishQueue/2 {
+			return // falling behind: give up on this batch
 		}
 	}
 }
 
 // enqueue hands a publication to the publisher without blocking.
 func (n *RedisNode) enqueue(channel string, payload []byte) {
-	select {
-	case n.pubq <- publication{channel, payload}:
-	default:
-		n.fail("publish", errors.New("publish queue full, message dropped"))
-	}
+	n.pub.queue(publication{channel, payload})
 }
 
 // dispatch routes a message by channel to its namespace's adapter.

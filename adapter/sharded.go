@@ -24,7 +24,7 @@ type ShardedNode struct {
 	ops  []subOp                  // subscription changes not yet applied
 	wake chan struct{}
 
-	pub *worker
+	pub *jobs
 }
 
 type subOp struct {
@@ -40,7 +40,7 @@ func NewShardedNode(cfg RedisConfig) (*ShardedNode, error) {
 	}
 	n := &ShardedNode{node: base, subs: make(map[string]*redis.PubSub), wake: make(chan struct{}, 1)}
 	n.routes = newRoutes(n.cfg.Prefix+"#", n.fail)
-	n.pub = newWorker(publishQueue, n.fail)
+	n.pub = newJobs(n.fail)
 	n.wg.Add(1)
 	go n.subscriber()
 	return n, nil
@@ -48,7 +48,7 @@ func NewShardedNode(cfg RedisConfig) (*ShardedNode, error) {
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *ShardedNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
-	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.run)
+	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.queue)
 	c.link = &shardedLink{n: n, channel: n.cfg.Prefix + "#" + nsp + "#"}
 	c.Memory.onRoom = func(room string, created, public bool) {
 		if public {

@@ -52,7 +52,7 @@ type StreamsNode struct {
 	mu     sync.Mutex
 	lastID string // newest stream entry seen
 
-	pub *worker
+	pub *jobs
 }
 
 // NewStreamsNode starts the backplane: the stream reader and the pub/sub
@@ -73,7 +73,7 @@ func NewStreamsNode(cfg StreamsConfig) (*StreamsNode, error) {
 	}
 	n := &StreamsNode{node: base, scfg: cfg}
 	n.routes = newRoutes(n.cfg.Prefix+"#", n.fail)
-	n.pub = newWorker(publishQueue, n.fail)
+	n.pub = newJobs(n.fail)
 	n.ps = n.client.Subscribe(n.ctx)
 	n.receive(n.ps, n.onPublished)
 	n.wg.Add(1)
@@ -83,7 +83,7 @@ func NewStreamsNode(cfg StreamsConfig) (*StreamsNode, error) {
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *StreamsNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
-	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.run)
+	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.queue)
 	c.logOffsets = true
 	public := n.cfg.Prefix + "#" + nsp + "#"
 	c.link = &streamsLink{n: n, public: public}
