@@ -358,7 +358,13 @@ func (r *routes) dispatch(channel string, payload []byte, offset string) {
 	if !strings.HasPrefix(channel, r.prefix) {
 		return
 	}
-	c := r.get(cut(channel[len(r.prefix):]))
+	r.deliver(cut(channel[len(r.prefix):]), payload, offset)
+}
+
+// deliver decodes a message of the cluster protocol for namespace nsp and
+// hands it to the namespace's adapter.
+func (r *routes) deliver(nsp string, payload []byte, offset string) {
+	c := r.get(nsp)
 	if c == nil {
 		return
 	}

@@ -180,20 +180,30 @@ func (l *shardedLink) publish(ctx context.Context, m clusterMsg) (string, error)
 // its room's channel (as Node's sharded adapter in "dynamic" mode).
 func shardedPublish(ctx context.Context, client redis.UniversalClient, channel string, m clusterMsg) error {
 	ch := channel
-	if m.Type == cmBroadcast {
-		if _, withAck := m.Data["requestId"]; !withAck {
-			if rooms := fromWire(m.Data["opts"]).Rooms; len(rooms) == 1 && len(rooms[0]) != 20 {
-				// A single room that does not look like a socket id has its
-				// own channel, heard only by the nodes with members in it.
-				ch += rooms[0] + "#"
-			}
-		}
+	if room, ok := roomOf(m); ok {
+		ch += room + "#"
 	}
 	b, err := encodeClusterMsg(m)
 	if err != nil {
 		return err
 	}
 	return client.SPublish(ctx, ch, b).Err()
+}
+
+// roomOf tells whether m goes on its room's channel, heard only by the
+// nodes with members in the room: a broadcast without ack to a single room
+// that does not look like a socket id (20 characters).
+func roomOf(m clusterMsg) (string, bool) {
+	if m.Type != cmBroadcast {
+		return "", false
+	}
+	if _, withAck := m.Data["requestId"]; withAck {
+		return "", false
+	}
+	if rooms := fromWire(m.Data["opts"]).Rooms; len(rooms) == 1 && len(rooms[0]) != 20 {
+		return rooms[0], true
+	}
+	return "", false
 }
 
 func (l *shardedLink) respond(ctx context.Context, uid string, m clusterMsg) error {

@@ -243,7 +243,9 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.writers.stop()
 	if srv.node != nil {
 		srv.node.Close()
-		srv.redis.Close()
+		if srv.redis != nil {
+			srv.redis.Close()
+		}
 	}
 	return err
 }
@@ -275,6 +277,9 @@ type backplane interface {
 // connectRedis sets up the Redis backplane. A URL with addr= parameters is
 // a Redis Cluster (go-redis ParseClusterURL).
 func (srv *Server) connectRedis() error {
+	if strings.HasPrefix(srv.cfg.Backplane, "nats") {
+		return srv.connectNATS() // nats.go
+	}
 	var client redis.UniversalClient
 	if strings.Contains(srv.cfg.RedisURL, "addr=") {
 		opts, err := redis.ParseClusterURL(srv.cfg.RedisURL)
