@@ -2,9 +2,14 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -12,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/roomcast/roomcast/adapter"
 )
 
 // natsServer is a nats-server process of a test (JetStream on), on its own
@@ -23,6 +31,7 @@ type natsServer struct {
 	cluster int // cluster port, 0 outside a cluster
 	routes  []int
 	dir     string
+	monitor int // HTTP monitoring port, 0: none
 	cmd     *exec.Cmd
 }
 
@@ -50,6 +59,9 @@ func (s *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.
 func (s *natsServer) start() {
 	s.t.Helper()
 	args := []string{"-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.dir}
+	if s.monitor > 0 {
+		args = append(args, "-m", fmt.Sprint(s.monitor))
+	}
 	if s.cluster > 0 {
 		var routes []string
 		for _, p := range s.routes {
@@ -342,4 +354,146 @@ func TestNATSJetStreamRecoveryAcrossNodes(t *testing.T) {
 	}
 	srvs[1].To("r").Emit(ctx, "m", 6)
 	b.next(`^42\["m",6,`)
+}
+
+// interest is the number of subscriptions matching subject (from the
+// server's monitoring endpoint).
+func (s *natsServer) interest(t *testing.T, subject string) int {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/subsz?subs=1&test=%s", s.monitor, subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		List []struct {
+			Subject string `json:"subject"`
+		} `json:"subscriptions_list"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return len(v.List)
+}
+
+func roomSubject(nsp, room string) string {
+	tok := func(s string) string { return "n" + base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	return adapter.DefaultNATSPrefix + "." + tok(nsp) + ".r." + tok(room)
+}
+
+// An emitter outside the cluster (the Go Emitter, the roomcast emit
+// command) reaches the sockets of every node on the NATS backplanes; a
+// node subscribes to a room's subject only while it has members there.
+func TestNATSEmitter(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "roomcast")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/roomcast").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, bp := range natsBackplanes {
+		t.Run(bp, func(t *testing.T) {
+			ns := &natsServer{t: t, port: freePort(t), monitor: freePort(t), dir: t.TempDir()}
+			ns.start()
+			t.Cleanup(ns.stop)
+			srvs, addrs := clusterAt(t, ns.url(), 2, Config{Backplane: bp, RecoveryWindow: -1})
+			ctx := context.Background()
+			nc, err := nats.Connect(ns.url())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			var cl []*rawClient
+			for i, rooms := range [][]string{{"a"}, {"a", "b"}, {"b"}} {
+				c := dialRaw(t, addrs[min(i, 1)], 0)
+				c.connect("/")
+				for _, r := range rooms {
+					c.join(r)
+				}
+				cl = append(cl, c)
+			}
+			waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 2 })
+			if bp == "nats" {
+				waitFor(t, func() bool {
+					return ns.interest(t, roomSubject("/", "a")) == 2 && ns.interest(t, roomSubject("/", "b")) == 1
+				})
+				cl[2].write(`429["leave","b"]`)
+				cl[2].expect(`^439\[`)
+				waitFor(t, func() bool { return ns.interest(t, roomSubject("/", "b")) == 1 })
+				cl[1].write(`429["leave","b"]`)
+				cl[1].expect(`^439\[`)
+				waitFor(t, func() bool { return ns.interest(t, roomSubject("/", "b")) == 0 })
+				cl[1].join("b")
+				cl[2].join("b")
+				waitFor(t, func() bool { return ns.interest(t, roomSubject("/", "b")) == 1 })
+			}
+			e, err := adapter.NewEmitterWith(adapter.EmitterConfig{NATS: nc, Backplane: bp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := func(t *testing.T, event string, receivers []int) {
+				t.Helper()
+				if err := e.Emit(ctx, "fence", event); err != nil {
+					t.Fatal(err)
+				}
+				for i, c := range cl {
+					if slicesContains(receivers, i) {
+						c.next(fmt.Sprintf(`^42\[%q,1\]$`, event))
+					}
+					c.next(fmt.Sprintf(`^42\["fence",%q\]$`, event))
+				}
+			}
+			cases := []struct {
+				name      string
+				goEmit    func(event string) error
+				cmd       []string
+				receivers []int
+			}{
+				{"all", func(ev string) error { return e.Emit(ctx, ev, 1) }, nil, []int{0, 1, 2}},
+				{"room", func(ev string) error { return e.To("a").Emit(ctx, ev, 1) }, []string{"--room", "a"}, []int{0, 1}},
+				{"two rooms", func(ev string) error { return e.To("a", "b").Emit(ctx, ev, 1) }, []string{"--room", "a,b"}, []int{0, 1, 2}},
+				{"room except a room", func(ev string) error { return e.To("a").Except("b").Emit(ctx, ev, 1) }, []string{"--room", "a", "--except", "b"}, []int{0}},
+			}
+			for _, tc := range cases {
+				t.Run("go "+tc.name, func(t *testing.T) {
+					ev := "go " + tc.name
+					if err := tc.goEmit(ev); err != nil {
+						t.Fatal(err)
+					}
+					check(t, ev, tc.receivers)
+				})
+				t.Run("command "+tc.name, func(t *testing.T) {
+					ev := "cmd " + tc.name
+					args := append([]string{"emit", "--adapter", bp, "--nats-url", ns.url(), "--event", ev, "--data", "1"}, tc.cmd...)
+					cmd := exec.Command(bin, args...)
+					cmd.Env = os.Environ()
+					if out, err := cmd.CombinedOutput(); err != nil {
+						t.Fatalf("roomcast %s: %v\n%s", strings.Join(args, " "), err, out)
+					}
+					check(t, ev, tc.receivers)
+				})
+			}
+			t.Run("socket joins and disconnect", func(t *testing.T) {
+				if err := e.To("a").SocketsJoin(ctx, "c"); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, func() bool {
+					s, _ := srvs[0].Of("/").To("c").FetchSockets(ctx)
+					return len(s) == 2
+				})
+				if err := e.To("c").DisconnectSockets(ctx, false); err != nil {
+					t.Fatal(err)
+				}
+				cl[0].expect(`^41$`)
+				cl[1].expect(`^41$`)
+			})
+		})
+	}
+}
+
+func slicesContains(s []int, v int) bool {
+	for _, e := range s {
+		if e == v {
+			return true
+		}
+	}
+	return false
 }
