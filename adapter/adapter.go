@@ -19,6 +19,18 @@ type Options struct {
 	Timeout time.Duration
 }
 
+// Socket.IO packet types, the values of Message.Type (and of "type" in the
+// packet objects the Node adapters exchange).
+const (
+	PacketConnect      = 0
+	PacketDisconnect   = 1
+	PacketEvent        = 2
+	PacketAck          = 3
+	PacketConnectError = 4
+	PacketBinaryEvent  = 5
+	PacketBinaryAck    = 6
+)
+
 // Message is a packet to broadcast: the socket.io packet type and its data
 // (an event name followed by arguments).
 type Message struct {

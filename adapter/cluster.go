@@ -2,7 +2,7 @@ package adapter
 
 import (
 	"context"
-	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,22 +63,19 @@ type cluster struct {
 	// async runs publishes in order off the caller's goroutine.
 	async func(func())
 
-	mu          sync.Mutex
-	requests    map[string]*request
-	ackRequests map[string]*ackRequest
+	reqs tracker
 }
 
 func newCluster(recv Receiver, window time.Duration, nsp, uid string, timeout time.Duration, log *zap.Logger, fail func(string, error), async func(func())) *cluster {
 	return &cluster{
-		async:       async,
-		Memory:      NewMemory(recv, window),
-		uid:         uid,
-		nsp:         nsp,
-		timeout:     timeout,
-		log:         log,
-		fail:        fail,
-		requests:    make(map[string]*request),
-		ackRequests: make(map[string]*ackRequest),
+		async:   async,
+		Memory:  NewMemory(recv, window),
+		uid:     uid,
+		nsp:     nsp,
+		timeout: timeout,
+		log:     log,
+		fail:    fail,
+		reqs:    newTracker(),
 	}
 }
 
@@ -107,7 +104,7 @@ func (c *cluster) reply(uid string, typ int, data map[string]any) {
 
 // recoverable tells whether a broadcast is kept for recovery.
 func recoverable(msg *Message, opts Options) bool {
-	return msg.Type == 2 && !opts.Volatile && !opts.WithAck && msg.AckID < 0
+	return msg.Type == PacketEvent && !opts.Volatile && !opts.WithAck && msg.AckID < 0
 }
 
 // Broadcast publishes msg to the other nodes (unless Local) and delivers it
@@ -148,18 +145,11 @@ func (c *cluster) deliverLocal(msg *Message, opts Options, offset string) {
 func (c *cluster) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) {
 	if !opts.Local {
 		id := randomID(8)
-		c.mu.Lock()
-		c.ackRequests[id] = &ackRequest{onCount: onCount, onAck: msg.OnAck}
-		c.mu.Unlock()
 		timeout := opts.Timeout
 		if timeout <= 0 {
 			timeout = c.timeout
 		}
-		time.AfterFunc(timeout, func() {
-			c.mu.Lock()
-			delete(c.ackRequests, id)
-			c.mu.Unlock()
-		})
+		c.reqs.expectAcks(id, onCount, msg.OnAck, timeout)
 		c.post(cmBroadcast, map[string]any{"packet": packetOf(c.nsp, msg), "requestId": id, "opts": toWire(opts)})
 	}
 	c.Memory.BroadcastWithAck(msg, opts, onCount)
@@ -193,13 +183,8 @@ func (c *cluster) FetchSockets(ctx context.Context, opts Options) ([]SocketInfo,
 	if opts.Local {
 		return local, nil
 	}
-	req, err := c.ask(ctx, cmFetchSockets, map[string]any{"opts": toWire(opts)})
-	if req == nil {
-		return local, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append(local, req.sockets...), err
+	remote, _, err := c.ask(ctx, askFetch, cmFetchSockets, map[string]any{"opts": toWire(opts)})
+	return append(local, remote...), err
 }
 
 func (c *cluster) ServerSideEmit(ctx context.Context, data []any, withAck bool) ([]any, error) {
@@ -207,48 +192,22 @@ func (c *cluster) ServerSideEmit(ctx context.Context, data []any, withAck bool) 
 		c.post(cmServerSideEmit, map[string]any{"packet": plain(data)})
 		return nil, nil
 	}
-	req, err := c.ask(ctx, cmServerSideEmit, map[string]any{"packet": plain(data)})
-	if req == nil {
-		return []any{}, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]any{}, req.responses...), err
+	_, responses, err := c.ask(ctx, askEmit, cmServerSideEmit, map[string]any{"packet": plain(data)})
+	return append([]any{}, responses...), err
 }
 
 // ask publishes a request and waits for one answer per other live node.
-func (c *cluster) ask(ctx context.Context, typ int, data map[string]any) (*request, error) {
+func (c *cluster) ask(ctx context.Context, kind askKind, typ int, data map[string]any) ([]SocketInfo, []any, error) {
 	others := c.link.serverCount(ctx) - 1
 	if others <= 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	id := randomID(8)
-	req := &request{typ: typ, numSub: others, done: make(chan struct{})}
 	data["requestId"] = id
-	c.mu.Lock()
-	c.requests[id] = req
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.requests, id)
-		c.mu.Unlock()
-	}()
-	if _, err := c.send(typ, data); err != nil {
-		return req, err
-	}
-	t := time.NewTimer(c.timeout)
-	defer t.Stop()
-	select {
-	case <-req.done:
-		return req, nil
-	case <-t.C:
-		c.mu.Lock()
-		got := req.msgCount
-		c.mu.Unlock()
-		return req, fmt.Errorf("%w: %d of %d answered", ErrRequestTimeout, got, others)
-	case <-ctx.Done():
-		return req, ctx.Err()
-	}
+	return c.reqs.ask(ctx, id, kind, others, c.timeout, func() error {
+		_, err := c.send(typ, data)
+		return err
+	})
 }
 
 // onMessage handles a message from another node; offset is its position in
@@ -324,36 +283,17 @@ func (c *cluster) onMessage(m clusterMsg, offset string) {
 
 func (c *cluster) onResponse(m clusterMsg) {
 	id, _ := m.Data["requestId"].(string)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ar := c.ackRequests[id]; ar != nil {
-		switch m.Type {
-		case cmBroadcastClientCount:
-			n, _ := toInt(m.Data["clientCount"])
-			go ar.onCount(int(n))
-		case cmBroadcastAck:
-			if ar.onAck != nil {
-				go ar.onAck([]any{m.Data["packet"]})
-			}
-		}
-		return
-	}
-	req := c.requests[id]
-	if req == nil || req.finished {
-		return
-	}
 	switch m.Type {
+	case cmBroadcastClientCount:
+		n, _ := toInt(m.Data["clientCount"])
+		c.reqs.onCount(id, int(n))
+	case cmBroadcastAck:
+		c.reqs.onAck(id, m.Data["packet"])
 	case cmFetchSocketsResponse:
-		list, _ := m.Data["sockets"].([]any)
-		for _, s := range list {
-			req.sockets = append(req.sockets, socketInfo(s))
-		}
+		c.reqs.answer(id, askFetch, m.Data["sockets"], nil)
 	case cmServerSideEmitResponse:
-		req.responses = append(req.responses, m.Data["packet"])
-	default:
-		return
+		c.reqs.answer(id, askEmit, nil, m.Data["packet"])
 	}
-	req.answered()
 }
 
 // packetOf renders msg as the protocol's packet object.
@@ -377,4 +317,61 @@ func messageOf(v any, nsp string) (*Message, bool) {
 	typ, _ := toInt(p["type"])
 	data, _ := p["data"].([]any)
 	return &Message{Type: int(typ), Data: data, AckID: -1}, true
+}
+
+// routes hands the messages a node receives to its namespaces' adapters:
+// the receive dispatcher of the cluster-protocol backplanes.
+type routes struct {
+	prefix string // a namespace's channels start with prefix + nsp + "#"
+	fail   func(op string, err error)
+
+	mu   sync.RWMutex
+	nsps map[string]*cluster
+}
+
+func newRoutes(prefix string, fail func(string, error)) *routes {
+	return &routes{prefix: prefix, fail: fail, nsps: make(map[string]*cluster)}
+}
+
+func (r *routes) add(nsp string, c *cluster) {
+	r.mu.Lock()
+	r.nsps[nsp] = c
+	r.mu.Unlock()
+}
+
+func (r *routes) remove(nsp string) {
+	r.mu.Lock()
+	delete(r.nsps, nsp)
+	r.mu.Unlock()
+}
+
+func (r *routes) get(nsp string) *cluster {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.nsps[nsp]
+}
+
+// dispatch decodes a message of the cluster protocol received on channel
+// and hands it to its namespace's adapter (offset: its position in a log,
+// "" for pub/sub). It never blocks.
+func (r *routes) dispatch(channel string, payload []byte, offset string) {
+	if !strings.HasPrefix(channel, r.prefix) {
+		return
+	}
+	r.deliver(cut(channel[len(r.prefix):]), payload, offset)
+}
+
+// deliver decodes a message of the cluster protocol for namespace nsp and
+// hands it to the namespace's adapter.
+func (r *routes) deliver(nsp string, payload []byte, offset string) {
+	c := r.get(nsp)
+	if c == nil {
+		return
+	}
+	m, err := decodeClusterMsg(payload)
+	if err != nil {
+		r.fail("decode", err)
+		return
+	}
+	c.onMessage(m, offset)
 }

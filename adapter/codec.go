@@ -352,53 +352,6 @@ func (l *rateLog) log(log *zap.Logger, msg string, fields ...zap.Field) {
 	log.Warn(msg, append(fields, zap.Int("suppressed", skipped))...)
 }
 
-// worker runs jobs one at a time, in the order they were queued, so
-// publishes leave a node in emit order without blocking emitters.
-type worker struct {
-	jobs   chan func()
-	fail   func(op string, err error)
-	done   chan struct{}
-	mu     sync.RWMutex
-	closed bool
-}
-
-func newWorker(size int, fail func(string, error)) *worker {
-	w := &worker{jobs: make(chan func(), size), fail: fail, done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		for job := range w.jobs {
-			job()
-		}
-	}()
-	return w
-}
-
-// run queues job; when the queue is full the job is dropped and counted.
-// Jobs queued after stop are dropped.
-func (w *worker) run(job func()) {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.closed {
-		return
-	}
-	select {
-	case w.jobs <- job:
-	default:
-		w.fail("publish", errors.New("publish queue full, message dropped"))
-	}
-}
-
-// stop ends the worker once the queued jobs are done.
-func (w *worker) stop() {
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.jobs)
-	}
-	w.mu.Unlock()
-	<-w.done
-}
-
 // HasBinary reports whether v holds a []byte anywhere in its maps and
 // slices: Socket.IO sends those as binary attachments, and the Redis
 // adapters as msgpack.

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -20,6 +23,10 @@ const (
 	BackplaneRedis   = "redis"
 	BackplaneSharded = "redis-sharded"
 	BackplaneStreams = "redis-streams"
+	BackplaneNATS    = "nats"
+	// BackplaneJetStream: broadcasts and room operations go into the
+	// stream (so nodes cut off catch up, and recovery replays them).
+	BackplaneJetStream = "nats-jetstream"
 )
 
 // ErrBackplane refuses a backplane an Emitter cannot publish through.
@@ -27,14 +34,19 @@ var ErrBackplane = errors.New("unknown backplane")
 
 // EmitterConfig configures an Emitter.
 type EmitterConfig struct {
-	// Client publishes. Required.
+	// Client publishes. Required for the Redis backplanes.
 	Client redis.UniversalClient
+	// NATS publishes. Required for the NATS backplanes.
+	NATS *nats.Conn
 	// Backplane is the adapter of the nodes: BackplaneRedis (pub/sub),
 	// BackplaneSharded or BackplaneStreams. "": BackplaneRedis.
 	Backplane string
-	// Prefix of the channel names. "": DefaultRedisPrefix ("socket.io").
+	// Prefix of the channel names. "": DefaultRedisPrefix ("socket.io"),
+	// or DefaultNATSPrefix ("roomcast") for the NATS backplanes.
 	Prefix string
 	// Stream is the stream's key (BackplaneStreams). "": DefaultStreamName.
+	// (BackplaneJetStream publishes on the stream's subjects, which follow
+	// from Prefix.)
 	Stream string
 	// MaxLen trims the stream, approximately (BackplaneStreams). 0:
 	// DefaultStreamMaxLen.
@@ -48,6 +60,8 @@ type EmitterConfig struct {
 // Emitter; an Emitter may be reused and shared.
 type Emitter struct {
 	client    redis.UniversalClient
+	nc        *nats.Conn
+	js        jetstream.JetStream
 	backplane string
 	prefix    string
 	stream    string
@@ -72,11 +86,26 @@ func NewEmitterWith(cfg EmitterConfig) (*Emitter, error) {
 	case "":
 		cfg.Backplane = BackplaneRedis
 	case BackplaneRedis, BackplaneSharded, BackplaneStreams:
+	case BackplaneNATS, BackplaneJetStream:
+		if cfg.NATS == nil {
+			return nil, fmt.Errorf("%w %q: EmitterConfig.NATS is required", ErrBackplane, cfg.Backplane)
+		}
+		if cfg.Prefix == "" {
+			cfg.Prefix = DefaultNATSPrefix
+		}
 	default:
-		return nil, fmt.Errorf("%w %q: want %s, %s or %s", ErrBackplane, cfg.Backplane, BackplaneRedis, BackplaneSharded, BackplaneStreams)
+		return nil, fmt.Errorf("%w %q: want %s, %s, %s, %s or %s", ErrBackplane, cfg.Backplane,
+			BackplaneRedis, BackplaneSharded, BackplaneStreams, BackplaneNATS, BackplaneJetStream)
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultRedisPrefix
+	}
+	var js jetstream.JetStream
+	if cfg.Backplane == BackplaneJetStream {
+		var err error
+		if js, err = jetstream.New(cfg.NATS); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Stream == "" {
 		cfg.Stream = DefaultStreamName
@@ -84,7 +113,7 @@ func NewEmitterWith(cfg EmitterConfig) (*Emitter, error) {
 	if cfg.MaxLen == 0 {
 		cfg.MaxLen = DefaultStreamMaxLen
 	}
-	return &Emitter{client: cfg.Client, backplane: cfg.Backplane, prefix: cfg.Prefix,
+	return &Emitter{client: cfg.Client, nc: cfg.NATS, js: js, backplane: cfg.Backplane, prefix: cfg.Prefix,
 		stream: cfg.Stream, maxLen: cfg.MaxLen, nsp: "/"}, nil
 }
 
@@ -131,7 +160,7 @@ func (e *Emitter) Emit(ctx context.Context, event string, args ...any) error {
 	if event == "" || reserved[event] {
 		return ErrEventName
 	}
-	packet := packetOf(e.nsp, &Message{Type: 2, Data: append([]any{event}, args...), AckID: -1})
+	packet := packetOf(e.nsp, &Message{Type: PacketEvent, Data: append([]any{event}, args...), AckID: -1})
 	opts := toWire(Options{Rooms: e.rooms, Except: e.except, Volatile: e.volatile})
 	if e.backplane != BackplaneRedis {
 		return e.publish(ctx, cmBroadcast, map[string]any{"packet": packet, "opts": opts})
@@ -147,15 +176,37 @@ func (e *Emitter) Emit(ctx context.Context, event string, args ...any) error {
 	return e.client.Publish(ctx, ch, b).Err()
 }
 
-// publish sends a message of the cluster protocol (sharded, streams).
+// publish sends a message of the cluster protocol (sharded, streams,
+// NATS, JetStream).
 func (e *Emitter) publish(ctx context.Context, typ int, data map[string]any) error {
 	m := clusterMsg{UID: emitterUID, Nsp: e.nsp, Type: typ, Data: data}
+	switch e.backplane {
+	case BackplaneNATS:
+		if err := natsPublish(e.nc, e.prefix, m); err != nil {
+			return err
+		}
+		return e.flush(ctx)
+	case BackplaneJetStream:
+		if _, err := jsPublish(ctx, e.js, e.nc, e.prefix, e.prefix+".js", m); err != nil {
+			return err
+		}
+		return e.flush(ctx)
+	}
 	channel := e.prefix + "#" + e.nsp + "#"
 	if e.backplane == BackplaneSharded {
 		return shardedPublish(ctx, e.client, channel, m)
 	}
 	_, err := streamsPublish(ctx, e.client, e.stream, e.maxLen, channel, m)
 	return err
+}
+
+// flush waits until NATS has the publications (bounded by ctx, or by 10 s
+// when ctx has no deadline).
+func (e *Emitter) flush(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		return e.nc.FlushTimeout(10 * time.Second)
+	}
+	return e.nc.FlushWithContext(ctx)
 }
 
 // request sends a room operation to every node: typ is its type in the

@@ -218,7 +218,7 @@ func (m *Memory) ServerCount(context.Context) int { return 1 }
 // deliver locally, whatever their origin, so a client that comes back to
 // this node gets everything it missed.
 func (m *Memory) Store(msg *Message, opts Options) {
-	if m.window <= 0 || opts.Volatile || opts.WithAck || msg.Type != 2 {
+	if m.window <= 0 || opts.Volatile || opts.WithAck || msg.Type != PacketEvent {
 		return
 	}
 	size := sizeOf(msg)

@@ -34,9 +34,6 @@ const (
 const (
 	DefaultRedisPrefix         = "socket.io"
 	DefaultRedisRequestTimeout = 5 * time.Second
-	// publishQueue bounds the messages waiting for the publisher; past it
-	// publishes are dropped (and counted) rather than blocking emitters.
-	publishQueue = 1 << 16
 )
 
 // ErrRequestTimeout is returned, with what arrived, by a cross-node request
@@ -70,7 +67,7 @@ type RedisNode struct {
 	mu   sync.RWMutex
 	nsps map[string]*Redis
 
-	pubq chan publication
+	pub *publisher[publication]
 }
 
 type publication struct {
@@ -85,11 +82,10 @@ func NewRedisNode(cfg RedisConfig) (*RedisNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &RedisNode{node: base, nsps: make(map[string]*Redis), pubq: make(chan publication, publishQueue)}
+	n := &RedisNode{node: base, nsps: make(map[string]*Redis)}
+	n.pub = newPublisher(publishQueue, n.publish, n.fail)
 	n.ps = n.client.Subscribe(n.ctx)
 	n.receive(n.ps, n.dispatch)
-	n.wg.Add(1)
-	go n.publish()
 	return n, nil
 }
 
@@ -104,8 +100,7 @@ func (n *RedisNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 		channel:      p + "#" + nsp + "#",
 		reqChannel:   p + "-request#" + nsp + "#",
 		respChannel:  p + "-response#" + nsp + "#",
-		requests:     make(map[string]*request),
-		ackRequests:  make(map[string]*ackRequest),
+		reqs:         newTracker(),
 		requestsTime: n.cfg.RequestTimeout,
 	}
 	r.ownResp = r.respChannel + n.uid + "#"
@@ -124,62 +119,40 @@ func (n *RedisNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 // Close stops the loops; pending publishes are dropped.
 func (n *RedisNode) Close() error {
 	n.cancel()
+	n.pub.stop()
 	err := n.ps.Close()
 	n.wg.Wait()
 	return err
 }
 
-// publish sends queued publications in order, pipelining what is waiting.
-func (n *RedisNode) publish() {
-	defer n.wg.Done()
-	batch := make([]publication, 0, 256)
-	for {
-		select {
-		case <-n.ctx.Done():
+// publish sends a batch of publications in one pipeline.
+func (n *RedisNode) publish(batch []publication) {
+	for n.ctx.Err() == nil {
+		_, err := n.client.Pipelined(n.ctx, func(pipe redis.Pipeliner) error {
+			for _, p := range batch {
+				pipe.Publish(n.ctx, p.channel, p.payload)
+			}
+			return nil
+		})
+		if err == nil || n.ctx.Err() != nil {
 			return
-		case p := <-n.pubq:
-			batch = append(batch[:0], p)
 		}
-	more:
-		for len(batch) < cap(batch) {
-			select {
-			case p := <-n.pubq:
-				batch = append(batch, p)
-			default:
-				break more
-			}
+		// Redis is away: these publications are lost to the other nodes
+		// (local delivery already happened). Retry the batch a few times
+		// with a pause, so a short blip loses nothing.
+		n.fail("publish", err)
+		if !sleepCtx(n.ctx, 200*time.Millisecond) {
+			return
 		}
-		for {
-			_, err := n.client.Pipelined(n.ctx, func(pipe redis.Pipeliner) error {
-				for _, p := range batch {
-					pipe.Publish(n.ctx, p.channel, p.payload)
-				}
-				return nil
-			})
-			if err == nil || n.ctx.Err() != nil {
-				break
-			}
-			// Redis is away: these publications are lost to the other
-			// nodes (local delivery already happened). Retry the batch a
-			// few times with a pause, so a short blip loses nothing.
-			n.fail("publish", err)
-			if !sleepCtx(n.ctx, 200*time.Millisecond) {
-				return
-			}
-			if len(n.pubq) > publishQueue/2 {
-				break // falling behind: give up on this batch
-			}
+		if n.pub.backlog() > publishQueue/2 {
+			return // falling behind: give up on this batch
 		}
 	}
 }
 
 // enqueue hands a publication to the publisher without blocking.
 func (n *RedisNode) enqueue(channel string, payload []byte) {
-	select {
-	case n.pubq <- publication{channel, payload}:
-	default:
-		n.fail("publish", errors.New("publish queue full, message dropped"))
-	}
+	n.pub.queue(publication{channel, payload})
 }
 
 // dispatch routes a message by channel to its namespace's adapter.
@@ -233,36 +206,8 @@ type Redis struct {
 	nsp                                       string
 	channel, reqChannel, respChannel, ownResp string
 	requestsTime                              time.Duration
-	mu                                        sync.Mutex
-	requests                                  map[string]*request
-	ackRequests                               map[string]*ackRequest
+	reqs                                      tracker
 	closed                                    atomic.Bool
-}
-
-// request is a cross-node request waiting for answers.
-type request struct {
-	typ       int
-	numSub    int
-	msgCount  int
-	sockets   []SocketInfo
-	responses []any
-	done      chan struct{}
-	finished  bool
-}
-
-// answered counts one node's answer and ends the wait after the last.
-// The caller holds the adapter's lock.
-func (req *request) answered() {
-	req.msgCount++
-	if req.msgCount >= req.numSub {
-		req.finished = true
-		close(req.done)
-	}
-}
-
-type ackRequest struct {
-	onCount func(int)
-	onAck   func([]any)
 }
 
 // wireOpts is the opts object of the protocol.
@@ -413,18 +358,11 @@ func (r *Redis) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) 
 			"packet": packetOf(r.nsp, msg), "opts": toWire(opts),
 		})
 		if err == nil {
-			r.mu.Lock()
-			r.ackRequests[id] = &ackRequest{onCount: onCount, onAck: msg.OnAck}
-			r.mu.Unlock()
 			timeout := opts.Timeout
 			if timeout <= 0 {
 				timeout = r.requestsTime
 			}
-			time.AfterFunc(timeout, func() {
-				r.mu.Lock()
-				delete(r.ackRequests, id)
-				r.mu.Unlock()
-			})
+			r.reqs.expectAcks(id, onCount, msg.OnAck, timeout)
 			r.node.enqueue(r.reqChannel, b)
 		} else {
 			r.node.fail("publish", err)
@@ -480,13 +418,8 @@ func (r *Redis) FetchSockets(ctx context.Context, opts Options) ([]SocketInfo, e
 	if opts.Local {
 		return local, nil
 	}
-	req, err := r.ask(ctx, reqRemoteFetch, map[string]any{"opts": toWire(opts)})
-	if req == nil {
-		return local, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append(local, req.sockets...), err
+	remote, _, err := r.ask(ctx, askFetch, reqRemoteFetch, map[string]any{"opts": toWire(opts)})
+	return append(local, remote...), err
 }
 
 // ServerSideEmit sends data to the other nodes' namespaces.
@@ -495,48 +428,24 @@ func (r *Redis) ServerSideEmit(ctx context.Context, data []any, withAck bool) ([
 		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqServerSideEmit, "data": plain(data)})
 		return nil, nil
 	}
-	req, err := r.ask(ctx, reqServerSideEmit, map[string]any{"data": plain(data)})
-	if req == nil {
-		return []any{}, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]any{}, req.responses...), err
+	_, responses, err := r.ask(ctx, askEmit, reqServerSideEmit, map[string]any{"data": plain(data)})
+	return append([]any{}, responses...), err
 }
 
 // ask publishes a request and waits for one answer per other live node.
-func (r *Redis) ask(ctx context.Context, typ int, body map[string]any) (*request, error) {
+func (r *Redis) ask(ctx context.Context, kind askKind, typ int, body map[string]any) ([]SocketInfo, []any, error) {
 	others := r.ServerCount(ctx) - 1
 	if others <= 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	id := randomID(6)
-	req := &request{typ: typ, numSub: others, done: make(chan struct{})}
 	body["uid"] = r.node.uid
 	body["requestId"] = id
 	body["type"] = typ
-	r.mu.Lock()
-	r.requests[id] = req
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.requests, id)
-		r.mu.Unlock()
-	}()
-	r.publishJSON(body)
-	t := time.NewTimer(r.requestsTime)
-	defer t.Stop()
-	select {
-	case <-req.done:
-		return req, nil
-	case <-t.C:
-		r.mu.Lock()
-		got := req.msgCount
-		r.mu.Unlock()
-		return req, fmt.Errorf("%w: %d of %d answered", ErrRequestTimeout, got, others)
-	case <-ctx.Done():
-		return req, ctx.Err()
-	}
+	return r.reqs.ask(ctx, id, kind, others, r.requestsTime, func() error {
+		r.publishJSON(body)
+		return nil
+	})
 }
 
 // onRequest serves a request from another node (or an emitter).
@@ -631,10 +540,7 @@ func (r *Redis) onRequest(payload []byte) {
 		// User handlers may be slow: never on the receive loop.
 		go r.Memory.recv.ServerSideEmit(data, ack)
 	case reqBroadcast:
-		r.mu.Lock()
-		_, mine := r.ackRequests[id]
-		r.mu.Unlock()
-		if mine || own {
+		if own || r.reqs.ownsAcks(id) {
 			return
 		}
 		msg, ok := messageOf(req["packet"], r.nsp)
@@ -683,40 +589,19 @@ func (r *Redis) onResponse(payload []byte) {
 		return
 	}
 	id, _ := resp["requestId"].(string)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if ar := r.ackRequests[id]; ar != nil {
-		typ, _ := toInt(resp["type"])
-		switch typ {
-		case reqBroadcastClientCount:
-			n, _ := toInt(resp["clientCount"])
-			go ar.onCount(int(n))
-		case reqBroadcastAck:
-			if ar.onAck != nil {
-				go ar.onAck([]any{resp["packet"]})
-			}
-		}
-		return
-	}
-	req := r.requests[id]
-	if req == nil || req.finished {
-		return
-	}
-	switch req.typ {
-	case reqRemoteFetch:
-		list, ok := resp["sockets"].([]any)
-		if !ok {
+	typ, _ := toInt(resp["type"])
+	switch {
+	case typ == reqBroadcastClientCount:
+		n, _ := toInt(resp["clientCount"])
+		if r.reqs.onCount(id, int(n)) {
 			return
 		}
-		for _, s := range list {
-			req.sockets = append(req.sockets, socketInfo(s))
+	case typ == reqBroadcastAck:
+		if r.reqs.onAck(id, resp["packet"]) {
+			return
 		}
-	case reqServerSideEmit:
-		req.responses = append(req.responses, resp["data"])
-	default:
-		return
 	}
-	req.answered()
+	r.reqs.answer(id, askAny, resp["sockets"], resp["data"])
 }
 
 func socketInfo(v any) SocketInfo {

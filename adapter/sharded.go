@@ -3,7 +3,6 @@ package adapter
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,13 +17,14 @@ import (
 type ShardedNode struct {
 	*node
 
+	routes *routes
+
 	mu   sync.Mutex
-	nsps map[string]*cluster
 	subs map[string]*redis.PubSub // by shard master address ("" standalone)
 	ops  []subOp                  // subscription changes not yet applied
 	wake chan struct{}
 
-	pub *worker
+	pub *jobs
 }
 
 type subOp struct {
@@ -38,8 +38,9 @@ func NewShardedNode(cfg RedisConfig) (*ShardedNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &ShardedNode{node: base, nsps: make(map[string]*cluster), subs: make(map[string]*redis.PubSub), wake: make(chan struct{}, 1)}
-	n.pub = newWorker(publishQueue, n.fail)
+	n := &ShardedNode{node: base, subs: make(map[string]*redis.PubSub), wake: make(chan struct{}, 1)}
+	n.routes = newRoutes(n.cfg.Prefix+"#", n.fail)
+	n.pub = newJobs(n.fail)
 	n.wg.Add(1)
 	go n.subscriber()
 	return n, nil
@@ -47,16 +48,14 @@ func NewShardedNode(cfg RedisConfig) (*ShardedNode, error) {
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *ShardedNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
-	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.run)
+	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.queue)
 	c.link = &shardedLink{n: n, channel: n.cfg.Prefix + "#" + nsp + "#"}
 	c.Memory.onRoom = func(room string, created, public bool) {
 		if public {
 			n.change(c.link.(*shardedLink).channel+room+"#", created)
 		}
 	}
-	n.mu.Lock()
-	n.nsps[nsp] = c
-	n.mu.Unlock()
+	n.routes.add(nsp, c)
 	l := c.link.(*shardedLink)
 	n.change(l.channel, true)
 	n.change(l.channel+n.uid+"#", true)
@@ -71,9 +70,7 @@ type shardedAdapter struct {
 
 func (a *shardedAdapter) Close() error {
 	l := a.link.(*shardedLink)
-	a.n.mu.Lock()
-	delete(a.n.nsps, a.nsp)
-	a.n.mu.Unlock()
+	a.n.routes.remove(a.nsp)
 	a.n.change(l.channel, false)
 	a.n.change(l.channel+a.n.uid+"#", false)
 	a.Memory.mu.RLock()
@@ -158,23 +155,7 @@ func (n *ShardedNode) apply(op subOp) {
 }
 
 func (n *ShardedNode) dispatch(channel string, payload []byte) {
-	p := n.cfg.Prefix + "#"
-	if !strings.HasPrefix(channel, p) {
-		return
-	}
-	nsp := cut(channel[len(p):])
-	n.mu.Lock()
-	c := n.nsps[nsp]
-	n.mu.Unlock()
-	if c == nil {
-		return
-	}
-	m, err := decodeClusterMsg(payload)
-	if err != nil {
-		n.fail("decode", err)
-		return
-	}
-	c.onMessage(m, "")
+	n.routes.dispatch(channel, payload, "")
 }
 
 // Close stops the node.
@@ -199,20 +180,30 @@ func (l *shardedLink) publish(ctx context.Context, m clusterMsg) (string, error)
 // its room's channel (as Node's sharded adapter in "dynamic" mode).
 func shardedPublish(ctx context.Context, client redis.UniversalClient, channel string, m clusterMsg) error {
 	ch := channel
-	if m.Type == cmBroadcast {
-		if _, withAck := m.Data["requestId"]; !withAck {
-			if rooms := fromWire(m.Data["opts"]).Rooms; len(rooms) == 1 && len(rooms[0]) != 20 {
-				// A single room that does not look like a socket id has its
-				// own channel, heard only by the nodes with members in it.
-				ch += rooms[0] + "#"
-			}
-		}
+	if room, ok := roomOf(m); ok {
+		ch += room + "#"
 	}
 	b, err := encodeClusterMsg(m)
 	if err != nil {
 		return err
 	}
 	return client.SPublish(ctx, ch, b).Err()
+}
+
+// roomOf tells whether m goes on its room's channel, heard only by the
+// nodes with members in the room: a broadcast without ack to a single room
+// that does not look like a socket id (20 characters).
+func roomOf(m clusterMsg) (string, bool) {
+	if m.Type != cmBroadcast {
+		return "", false
+	}
+	if _, withAck := m.Data["requestId"]; withAck {
+		return "", false
+	}
+	if rooms := fromWire(m.Data["opts"]).Rooms; len(rooms) == 1 && len(rooms[0]) != 20 {
+		return rooms[0], true
+	}
+	return "", false
 }
 
 func (l *shardedLink) respond(ctx context.Context, uid string, m clusterMsg) error {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -48,11 +47,12 @@ type StreamsNode struct {
 	scfg StreamsConfig
 	ps   *redis.PubSub
 
+	routes *routes
+
 	mu     sync.Mutex
-	nsps   map[string]*streamsAdapter
 	lastID string // newest stream entry seen
 
-	pub *worker
+	pub *jobs
 }
 
 // NewStreamsNode starts the backplane: the stream reader and the pub/sub
@@ -71,8 +71,9 @@ func NewStreamsNode(cfg StreamsConfig) (*StreamsNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &StreamsNode{node: base, scfg: cfg, nsps: make(map[string]*streamsAdapter)}
-	n.pub = newWorker(publishQueue, n.fail)
+	n := &StreamsNode{node: base, scfg: cfg}
+	n.routes = newRoutes(n.cfg.Prefix+"#", n.fail)
+	n.pub = newJobs(n.fail)
 	n.ps = n.client.Subscribe(n.ctx)
 	n.receive(n.ps, n.onPublished)
 	n.wg.Add(1)
@@ -82,14 +83,12 @@ func NewStreamsNode(cfg StreamsConfig) (*StreamsNode, error) {
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *StreamsNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
-	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.run)
+	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.queue)
 	c.logOffsets = true
 	public := n.cfg.Prefix + "#" + nsp + "#"
 	c.link = &streamsLink{n: n, public: public}
 	a := &streamsAdapter{cluster: c, n: n, window: window}
-	n.mu.Lock()
-	n.nsps[nsp] = a
-	n.mu.Unlock()
+	n.routes.add(nsp, c)
 	if err := n.ps.Subscribe(n.ctx, public, public+n.uid+"#"); err != nil {
 		n.fail("subscribe", err)
 	}
@@ -142,10 +141,8 @@ func (n *StreamsNode) read() {
 
 func (n *StreamsNode) onEntry(e redis.XMessage) {
 	nsp, _ := e.Values["nsp"].(string)
-	n.mu.Lock()
-	a := n.nsps[nsp]
-	n.mu.Unlock()
-	if a == nil {
+	c := n.routes.get(nsp)
+	if c == nil {
 		return
 	}
 	m, err := decodeStreamEntry(e.Values)
@@ -153,28 +150,12 @@ func (n *StreamsNode) onEntry(e redis.XMessage) {
 		n.fail("decode", err)
 		return
 	}
-	a.onMessage(m, e.ID)
+	c.onMessage(m, e.ID)
 }
 
 // onPublished handles the pub/sub side: ephemeral requests and responses.
 func (n *StreamsNode) onPublished(channel string, payload []byte) {
-	p := n.cfg.Prefix + "#"
-	if !strings.HasPrefix(channel, p) {
-		return
-	}
-	nsp := cut(channel[len(p):])
-	n.mu.Lock()
-	a := n.nsps[nsp]
-	n.mu.Unlock()
-	if a == nil {
-		return
-	}
-	m, err := decodeClusterMsg(payload)
-	if err != nil {
-		n.fail("decode", err)
-		return
-	}
-	a.onMessage(m, "")
+	n.routes.dispatch(channel, payload, "")
 }
 
 // streamsLink: durable messages go through the stream (XADD), ephemeral

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -315,29 +314,8 @@ func (s *Socket) duplicate(offset string) bool {
 	return s.floor != "" && offset != "" && !offsetAfter(offset, s.floor)
 }
 
-// offsetAfter compares recovery offsets: base-36 counters (memory adapter)
-// or "<ms>-<seq>" stream ids. Offsets it cannot read count as after.
-func offsetAfter(a, b string) bool {
-	if a == "" || b == "" {
-		return a != ""
-	}
-	a1, a2, okA := parseOffset(a)
-	b1, b2, okB := parseOffset(b)
-	if !okA || !okB {
-		return true
-	}
-	return a1 > b1 || (a1 == b1 && a2 > b2)
-}
-
-func parseOffset(o string) (uint64, uint64, bool) {
-	if i := strings.IndexByte(o, '-'); i >= 0 {
-		x, err1 := strconv.ParseUint(o[:i], 10, 64)
-		y, err2 := strconv.ParseUint(o[i+1:], 10, 64)
-		return x, y, err1 == nil && err2 == nil
-	}
-	x, err := strconv.ParseUint(o, 36, 64)
-	return x, 0, err == nil
-}
+// offsetAfter compares recovery offsets (see adapter.OffsetAfter).
+func offsetAfter(a, b string) bool { return adapter.OffsetAfter(a, b) }
 
 // send queues a packet at once (CONNECT, acks, DISCONNECT).
 func (s *Socket) send(pkt *clients.Packet) { s.client.conn.Send(pkt) }

@@ -37,6 +37,9 @@ type backplane interface {
 // connectRedis sets up the Redis backplane. A URL with addr= parameters is
 // a Redis Cluster (go-redis ParseClusterURL).
 func (srv *Server) connectRedis() error {
+	if strings.HasPrefix(srv.cfg.Backplane, "nats") {
+		return srv.connectNATS() // nats.go
+	}
 	var client redis.UniversalClient
 	if strings.Contains(srv.cfg.RedisURL, "addr=") {
 		opts, err := redis.ParseClusterURL(srv.cfg.RedisURL)

@@ -134,6 +134,16 @@ type Config struct {
 	RedisURL string
 	// RedisPrefix prefixes the backplane's channels. "": "socket.io".
 	RedisPrefix string
+	// NATSURL is the NATS of the nats and nats-jetstream backplanes, one
+	// server or several separated by commas, e.g. nats://127.0.0.1:4222.
+	NATSURL string
+	// NATSPrefix is the first token of the backplane's subjects (and the
+	// JetStream stream's name). "": "roomcast".
+	NATSPrefix string
+	// NATSMaxAge and NATSMaxMsgs bound what the nats-jetstream stream keeps
+	// (0: 24 h and 100,000 messages).
+	NATSMaxAge  time.Duration
+	NATSMaxMsgs int64
 
 	// Adapter, when set, makes each namespace's adapter (and Backplane is
 	// ignored): for programs that bring their own.
@@ -230,8 +240,12 @@ func (c Config) withDefaults() (Config, error) {
 		if c.RedisURL == "" {
 			return c, fmt.Errorf("%w: the %s backplane needs a Redis URL", ErrBadConfig, c.Backplane)
 		}
+	case "nats", "nats-jetstream":
+		if c.NATSURL == "" {
+			return c, fmt.Errorf("%w: the %s backplane needs a NATS URL", ErrBadConfig, c.Backplane)
+		}
 	default:
-		return c, fmt.Errorf("%w: unknown backplane %q (want memory, redis, redis-sharded or redis-streams)", ErrBadConfig, c.Backplane)
+		return c, fmt.Errorf("%w: unknown backplane %q (want memory, redis, redis-sharded, redis-streams, nats or nats-jetstream)", ErrBadConfig, c.Backplane)
 	}
 	if c.ConnectRate < 0 || c.ConnectBurst < 0 || c.DrainWindow < 0 {
 		return c, fmt.Errorf("%w: connect rate, connect burst and drain window must not be negative", ErrBadConfig)

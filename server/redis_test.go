@@ -79,6 +79,7 @@ func clusterAt(t *testing.T, url string, n int, cfg Config) ([]*Server, []string
 			c.Backplane = "redis"
 		}
 		c.RedisURL = url
+		c.NATSURL = url // for the NATS backplanes
 		s, a := startServer(t, c)
 		srvs = append(srvs, s)
 		addrs = append(addrs, a)

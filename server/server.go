@@ -261,7 +261,9 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.engine.Close()
 	if srv.node != nil {
 		srv.node.Close()
-		srv.redis.Close()
+		if srv.redis != nil {
+			srv.redis.Close()
+		}
 	}
 	return err
 }

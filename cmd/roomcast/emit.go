@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/roomcast/roomcast/adapter"
@@ -22,9 +23,11 @@ func (e usageError) Unwrap() error { return e.error }
 // emit publishes one event through the Redis backplane, as an emitter.
 func emit(args []string) error {
 	fs := flag.NewFlagSet("roomcast emit", flag.ContinueOnError)
-	backplane := fs.String("adapter", adapter.BackplaneRedis, "adapter of the nodes: redis, redis-sharded or redis-streams")
+	backplane := fs.String("adapter", adapter.BackplaneRedis, "adapter of the nodes: redis, redis-sharded, redis-streams, nats or nats-jetstream")
 	url := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis of the backplane")
 	prefix := fs.String("redis-prefix", "socket.io", "channel prefix of the backplane")
+	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS of the nats adapters, several servers separated by commas")
+	natsPrefix := fs.String("nats-prefix", adapter.DefaultNATSPrefix, "subject prefix of the nats adapters")
 	nsp := fs.String("namespace", "/", "namespace")
 	rooms := fs.String("room", "", "rooms, comma separated (none: every socket)")
 	except := fs.String("except", "", "rooms to skip, comma separated")
@@ -46,13 +49,23 @@ func emit(args []string) error {
 		}
 		payload = append(payload, json.RawMessage(*data))
 	}
-	opts, err := redis.ParseURL(*url)
-	if err != nil {
-		return usageError{fmt.Errorf("--redis-url: %w", err)}
+	cfg := adapter.EmitterConfig{Backplane: *backplane, Prefix: *prefix}
+	if strings.HasPrefix(*backplane, "nats") {
+		nc, err := nats.Connect(*natsURL, nats.Timeout(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("--nats-url: %w", err)
+		}
+		defer nc.Close()
+		cfg.NATS, cfg.Prefix = nc, *natsPrefix
+	} else {
+		opts, err := redis.ParseURL(*url)
+		if err != nil {
+			return usageError{fmt.Errorf("--redis-url: %w", err)}
+		}
+		cfg.Client = redis.NewClient(opts)
+		defer cfg.Client.Close()
 	}
-	client := redis.NewClient(opts)
-	defer client.Close()
-	e, err := adapter.NewEmitterWith(adapter.EmitterConfig{Client: client, Backplane: *backplane, Prefix: *prefix})
+	e, err := adapter.NewEmitterWith(cfg)
 	if err != nil {
 		return usageError{fmt.Errorf("--adapter: %w", err)}
 	}

@@ -56,6 +56,7 @@ type options struct {
 	addr, logFormat, logLevel, path, cors, namespaces, apiKey, jwtSecret, jwtPublicKey string
 	policy, backplane, redisURL, redisPrefix                                           string
 	metricsAddr, pprofAddr                                                             string
+	nats                                                                               natsOptions
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
 	readTimeout, idleTimeout                                                           time.Duration
 	recoveryMaxBytes                                                                   int64
@@ -101,9 +102,10 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ with /metrics (refused off loopback: use --pprof-addr)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (and --pprof) on this address instead of --addr")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go profiles on this address, loopback or not (implies --pprof)")
-	fs.StringVar(&o.backplane, "adapter", "memory", "adapter: memory, redis, redis-sharded or redis-streams")
+	fs.StringVar(&o.backplane, "adapter", "memory", "adapter: memory, redis, redis-sharded, redis-streams, nats or nats-jetstream")
 	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis of the redis adapter")
 	fs.StringVar(&o.redisPrefix, "redis-prefix", "socket.io", "channel prefix of the redis adapter")
+	o.nats.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -183,6 +185,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
 	}
+	o.nats.apply(&cfg)
 	// Recovery and the hub are on in `roomcast serve` (the library's zero
 	// values have both off): the flag's 0 turns recovery off.
 	if o.recovery <= 0 {
@@ -290,4 +293,22 @@ func serve(args []string) error {
 	<-errc
 	log.Info("stopped")
 	return nil
+}
+
+// natsOptions are the flags of the NATS adapters.
+type natsOptions struct {
+	url, prefix string
+	maxAge      time.Duration
+	maxMsgs     int64
+}
+
+func (n *natsOptions) flags(fs *flag.FlagSet) {
+	fs.StringVar(&n.url, "nats-url", "nats://127.0.0.1:4222", "NATS of the nats adapters, several servers separated by commas")
+	fs.StringVar(&n.prefix, "nats-prefix", adapter.DefaultNATSPrefix, "subject prefix of the nats adapters (and JetStream stream name, in capitals)")
+	fs.DurationVar(&n.maxAge, "nats-max-age", adapter.DefaultJetStreamMaxAge, "how long the nats-jetstream stream keeps broadcasts")
+	fs.Int64Var(&n.maxMsgs, "nats-max-msgs", adapter.DefaultJetStreamMaxMsgs, "how many broadcasts the nats-jetstream stream keeps")
+}
+
+func (n *natsOptions) apply(cfg *server.Config) {
+	cfg.NATSURL, cfg.NATSPrefix, cfg.NATSMaxAge, cfg.NATSMaxMsgs = n.url, n.prefix, n.maxAge, n.maxMsgs
 }

@@ -1,0 +1,499 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/roomcast/roomcast/adapter"
+)
+
+// natsServer is a nats-server process of a test (JetStream on), on its own
+// port, storing in a directory of the test so a restart keeps the streams.
+type natsServer struct {
+	t       testing.TB
+	port    int
+	cluster int // cluster port, 0 outside a cluster
+	routes  []int
+	dir     string
+	monitor int // HTTP monitoring port, 0: none
+	cmd     *exec.Cmd
+}
+
+func natsBinary(t testing.TB) string {
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	if p, err := exec.LookPath("/usr/sbin/nats-server"); err == nil {
+		return p
+	}
+	t.Fatal("nats-server is required for the NATS tests: install it (Debian: apt-get install nats-server)")
+	return ""
+}
+
+func startNATS(t testing.TB) *natsServer {
+	t.Helper()
+	s := &natsServer{t: t, port: freePort(t), dir: t.TempDir()}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.port) }
+
+func (s *natsServer) start() {
+	s.t.Helper()
+	args := []string{"-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.dir}
+	if s.monitor > 0 {
+		args = append(args, "-m", fmt.Sprint(s.monitor))
+	}
+	if s.cluster > 0 {
+		var routes []string
+		for _, p := range s.routes {
+			routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+		}
+		args = append(args, "-n", fmt.Sprintf("n%d", s.port), "--cluster_name", "roomcast-test",
+			"--cluster", fmt.Sprintf("nats://127.0.0.1:%d", s.cluster), "--routes", strings.Join(routes, ","))
+	}
+	s.cmd = exec.Command(natsBinary(s.t), args...)
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	waitFor(s.t, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func (s *natsServer) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+var natsBackplanes = []string{"nats", "nats-jetstream"}
+
+func TestNATSCrossNodeOperations(t *testing.T) {
+	for _, bp := range natsBackplanes {
+		t.Run(bp, func(t *testing.T) {
+			ns := startNATS(t)
+			crossNode(t, ns.url(), bp)
+		})
+	}
+}
+
+// A request to a cluster whose node left waits only for the live nodes.
+func TestNATSDeadNodeDoesNotHang(t *testing.T) {
+	ns := startNATS(t)
+	srvs, addrs := clusterAt(t, ns.url(), 3, Config{Backplane: "nats"})
+	ctx := context.Background()
+	for _, a := range addrs {
+		dialRaw(t, a, 0).connect("/")
+	}
+	waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 3 })
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	srvs[2].Shutdown(sctx)
+	cancel()
+	waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 2 })
+	socks, err := srvs[0].Of("/").FetchSockets(ctx)
+	if err != nil || len(socks) != 2 {
+		t.Fatalf("%d sockets, %v", len(socks), err)
+	}
+}
+
+// NATS goes away and comes back: nodes serve locally meanwhile, count the
+// errors, do not grow goroutines, and deliver across nodes again after.
+func TestNATSOutage(t *testing.T) {
+	for _, bp := range natsBackplanes {
+		t.Run(bp, func(t *testing.T) {
+			ns := startNATS(t)
+			srvs, addrs := clusterAt(t, ns.url(), 2, Config{Backplane: bp})
+			ctx := context.Background()
+			a, b := dialRaw(t, addrs[0], 0), dialRaw(t, addrs[1], 0)
+			a.connect("/")
+			b.connect("/")
+			a.join("r")
+			b.join("r")
+			waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 2 })
+			srvs[0].To("r").Emit(ctx, "before")
+			a.expect(`before`)
+			b.expect(`before`)
+			goroutines := runtime.NumGoroutine()
+
+			ns.stop()
+			waitFor(t, func() bool {
+				return testutil.ToFloat64(srvs[0].metrics.backplaneErrors.WithLabelValues("subscribe")) > 0
+			})
+			for i := 0; i < 5; i++ {
+				srvs[0].Of("/").Local().To("r").Emit(ctx, "during", i)
+				a.expect(fmt.Sprintf(`"during",%d`, i))
+			}
+			if g := runtime.NumGoroutine(); g > goroutines+20 {
+				t.Fatalf("goroutines grew from %d to %d during the outage", goroutines, g)
+			}
+
+			ns.start()
+			resumed(t, func() { srvs[0].To("r").Emit(ctx, "after") }, b)
+			if g := runtime.NumGoroutine(); g > goroutines+20 {
+				t.Fatalf("goroutines grew from %d to %d after the outage", goroutines, g)
+			}
+		})
+	}
+}
+
+// resumed emits until c hears "after".
+func resumed(t *testing.T, emit func(), c *rawClient) {
+	t.Helper()
+	got := make(chan struct{})
+	go func() {
+		defer close(got)
+		for i := 0; i < 1000; i++ {
+			if strings.Contains(c.read(), `"after"`) {
+				return
+			}
+		}
+	}()
+	deadline := time.After(safetyNet)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-got:
+			return
+		case <-tick.C:
+			emit()
+		case <-deadline:
+			t.Fatalf("cross-node delivery did not resume within %v", safetyNet)
+		}
+	}
+}
+
+// A cluster of three NATS servers loses one: the roomcast nodes connected
+// to it move to the others and cross-node delivery goes on.
+func TestNATSClusterServerKilled(t *testing.T) {
+	var ns []*natsServer
+	clusterPorts := []int{freePort(t), freePort(t), freePort(t)}
+	for i := 0; i < 3; i++ {
+		s := &natsServer{t: t, port: freePort(t), dir: t.TempDir(), cluster: clusterPorts[i], routes: clusterPorts}
+		ns = append(ns, s)
+	}
+	for _, s := range ns {
+		s.start()
+		t.Cleanup(s.stop)
+	}
+	ctx := context.Background()
+	var srvs []*Server
+	var cl []*rawClient
+	for i := 0; i < 3; i++ {
+		// Each node prefers its own server, then the others.
+		urls := []string{ns[i].url(), ns[(i+1)%3].url(), ns[(i+2)%3].url()}
+		s, addr := startServer(t, Config{Backplane: "nats", NATSURL: strings.Join(urls, ","), RecoveryWindow: -1})
+		srvs = append(srvs, s)
+		c := dialRaw(t, addr, 0)
+		c.connect("/")
+		c.join("r")
+		cl = append(cl, c)
+	}
+	waitFor(t, func() bool {
+		for _, s := range srvs {
+			if s.Of("/").Adapter().ServerCount(ctx) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	// The routes between the servers carry the room's interest: wait for
+	// a broadcast to reach every node.
+	for i, c := range cl {
+		resumed(t, func() { srvs[(i+1)%3].To("r").Emit(ctx, "after") }, c)
+	}
+	ns[0].stop()
+	// Node 0 reconnects to another server; every node hears node 0 again.
+	for i := 1; i < 3; i++ {
+		resumed(t, func() { srvs[0].To("r").Emit(ctx, "after") }, cl[i])
+	}
+	resumed(t, func() { srvs[1].To("r").Emit(ctx, "after") }, cl[0])
+	socks, err := srvs[2].Of("/").FetchSockets(ctx)
+	if err != nil || len(socks) != 3 {
+		t.Fatalf("%d sockets, %v", len(socks), err)
+	}
+}
+
+// 100 clients on 3 nodes get 2,000 broadcasts from one node: every one,
+// once, in order.
+func TestNATSNoLoss(t *testing.T) {
+	for _, bp := range natsBackplanes {
+		t.Run(bp, func(t *testing.T) {
+			ns := startNATS(t)
+			srvs, addrs := clusterAt(t, ns.url(), 3, Config{Backplane: bp, RecoveryWindow: -1})
+			ctx := context.Background()
+			const clients, total, step = 100, 2000, 100
+			var mu sync.Mutex
+			cond := sync.NewCond(&mu)
+			got := make([]int, clients)
+			var failed string
+			var wg sync.WaitGroup
+			var cl []*rawClient
+			for i := 0; i < clients; i++ {
+				c := dialRaw(t, addrs[i%3], 0)
+				cl = append(cl, c)
+				c.connect("/")
+				c.join("all")
+				wg.Add(1)
+				go func(i int, c *rawClient) {
+					defer wg.Done()
+					for n := 0; n < total; n++ {
+						c.ws.SetReadDeadline(time.Now().Add(safetyNet))
+						_, b, err := c.ws.ReadMessage()
+						m := string(b)
+						if err == nil && (m == "2" || m == "3") {
+							c.ws.WriteMessage(1, []byte("3"))
+							n--
+							continue
+						}
+						mu.Lock()
+						if err != nil || m != fmt.Sprintf(`42["m",%d]`, n) {
+							if failed == "" {
+								failed = fmt.Sprintf("client %d: message %d is %q (%v)", i, n, m, err)
+							}
+							mu.Unlock()
+							cond.Broadcast()
+							return
+						}
+						got[i] = n + 1
+						mu.Unlock()
+						cond.Broadcast()
+					}
+				}(i, c)
+			}
+			waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 3 })
+			waitFor(t, func() bool {
+				s, _ := srvs[0].Of("/").To("all").FetchSockets(ctx)
+				return len(s) == clients
+			})
+			for sent := 0; sent < total; {
+				for end := sent + step; sent < end; sent++ {
+					srvs[0].To("all").Emit(ctx, "m", sent)
+				}
+				// Wait for every client to have them all before the next step.
+				mu.Lock()
+				for failed == "" && slicesMin(got) < sent {
+					cond.Wait()
+				}
+				f := failed
+				mu.Unlock()
+				if f != "" {
+					t.Fatal(f)
+				}
+			}
+			wg.Wait()
+			// Exactly once: nothing follows the last one but a fence.
+			srvs[0].To("all").Emit(ctx, "fence")
+			for _, c := range cl {
+				c.next(`^42\["fence"\]$`)
+			}
+		})
+	}
+}
+
+func slicesMin(s []int) int {
+	m := s[0]
+	for _, v := range s[1:] {
+		m = min(m, v)
+	}
+	return m
+}
+
+// With JetStream a client that drops from one node and comes back to
+// another within the window gets what it missed, once, in order.
+func TestNATSJetStreamRecoveryAcrossNodes(t *testing.T) {
+	ns := startNATS(t)
+	srvs, addrs := clusterAt(t, ns.url(), 2, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute})
+	ctx := context.Background()
+	a := dialRaw(t, addrs[0], 0)
+	ans := a.connect("/")
+	sid := sidOf(ans)
+	pid := regexp.MustCompile(`"pid":"([^"]+)"`).FindStringSubmatch(ans)[1]
+	a.join("r")
+	waitFor(t, func() bool { return srvs[1].Of("/").Adapter().ServerCount(ctx) == 2 })
+	srvs[1].To("r").Emit(ctx, "m", 0)
+	got := a.expect(`^42\["m",0,"`)
+	offset := regexp.MustCompile(`"(0-[0-9]+)"\]$`).FindStringSubmatch(got)[1]
+	a.ws.Close()
+	waitFor(t, func() bool { return srvs[0].Of("/").Socket(sid) == nil })
+	for i := 1; i <= 5; i++ {
+		srvs[0].To("r").Emit(ctx, "m", i)
+	}
+	b := dialRaw(t, addrs[1], 0)
+	b.write(fmt.Sprintf(`40{"pid":%q,"offset":%q}`, pid, offset))
+	if ans := b.read(); sidOf(ans) != sid {
+		t.Fatalf("not recovered: %q (socket was %s)", ans, sid)
+	}
+	for i := 1; i <= 5; i++ {
+		b.next(fmt.Sprintf(`^42\["m",%d,"0-[0-9]+"\]$`, i))
+	}
+	srvs[1].To("r").Emit(ctx, "m", 6)
+	b.next(`^42\["m",6,`)
+}
+
+// interest is the number of subscriptions matching subject (from the
+// server's monitoring endpoint).
+func (s *natsServer) interest(t *testing.T, subject string) int {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/subsz?subs=1&test=%s", s.monitor, subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		List []struct {
+			Subject string `json:"subject"`
+		} `json:"subscriptions_list"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return len(v.List)
+}
+
+func roomSubject(nsp, room string) string {
+	tok := func(s string) string { return "n" + base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	return adapter.DefaultNATSPrefix + "." + tok(nsp) + ".r." + tok(room)
+}
+
+// An emitter outside the cluster (the Go Emitter, the roomcast emit
+// command) reaches the sockets of every node on the NATS backplanes; a
+// node subscribes to a room's subject only while it has members there.
+func TestNATSEmitter(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "roomcast")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/roomcast").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, bp := range natsBackplanes {
+		t.Run(bp, func(t *testing.T) {
+			ns := &natsServer{t: t, port: freePort(t), monitor: freePort(t), dir: t.TempDir()}
+			ns.start()
+			t.Cleanup(ns.stop)
+			srvs, addrs := clusterAt(t, ns.url(), 2, Config{Backplane: bp, RecoveryWindow: -1})
+			ctx := context.Background()
+			nc, err := nats.Connect(ns.url())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			var cl []*rawClient
+			for i, rooms := range [][]string{{"a"}, {"a", "b"}, {"b"}} {
+				c := dialRaw(t, addrs[min(i, 1)], 0)
+				c.connect("/")
+				for _, r := range rooms {
+					c.join(r)
+				}
+				cl = append(cl, c)
+			}
+			waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 2 })
+			if bp == "nats" {
+				waitFor(t, func() bool {
+					return ns.interest(t, roomSubject("/", "a")) == 2 && ns.interest(t, roomSubject("/", "b")) == 1
+				})
+				cl[2].write(`429["leave","b"]`)
+				cl[2].expect(`^439\[`)
+				waitFor(t, func() bool { return ns.interest(t, roomSubject("/", "b")) == 1 })
+				cl[1].write(`429["leave","b"]`)
+				cl[1].expect(`^439\[`)
+				waitFor(t, func() bool { return ns.interest(t, roomSubject("/", "b")) == 0 })
+				cl[1].join("b")
+				cl[2].join("b")
+				waitFor(t, func() bool { return ns.interest(t, roomSubject("/", "b")) == 1 })
+			}
+			e, err := adapter.NewEmitterWith(adapter.EmitterConfig{NATS: nc, Backplane: bp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := func(t *testing.T, event string, receivers []int) {
+				t.Helper()
+				if err := e.Emit(ctx, "fence", event); err != nil {
+					t.Fatal(err)
+				}
+				for i, c := range cl {
+					if slicesContains(receivers, i) {
+						c.next(fmt.Sprintf(`^42\[%q,1\]$`, event))
+					}
+					c.next(fmt.Sprintf(`^42\["fence",%q\]$`, event))
+				}
+			}
+			cases := []struct {
+				name      string
+				goEmit    func(event string) error
+				cmd       []string
+				receivers []int
+			}{
+				{"all", func(ev string) error { return e.Emit(ctx, ev, 1) }, nil, []int{0, 1, 2}},
+				{"room", func(ev string) error { return e.To("a").Emit(ctx, ev, 1) }, []string{"--room", "a"}, []int{0, 1}},
+				{"two rooms", func(ev string) error { return e.To("a", "b").Emit(ctx, ev, 1) }, []string{"--room", "a,b"}, []int{0, 1, 2}},
+				{"room except a room", func(ev string) error { return e.To("a").Except("b").Emit(ctx, ev, 1) }, []string{"--room", "a", "--except", "b"}, []int{0}},
+			}
+			for _, tc := range cases {
+				t.Run("go "+tc.name, func(t *testing.T) {
+					ev := "go " + tc.name
+					if err := tc.goEmit(ev); err != nil {
+						t.Fatal(err)
+					}
+					check(t, ev, tc.receivers)
+				})
+				t.Run("command "+tc.name, func(t *testing.T) {
+					ev := "cmd " + tc.name
+					args := append([]string{"emit", "--adapter", bp, "--nats-url", ns.url(), "--event", ev, "--data", "1"}, tc.cmd...)
+					cmd := exec.Command(bin, args...)
+					cmd.Env = os.Environ()
+					if out, err := cmd.CombinedOutput(); err != nil {
+						t.Fatalf("roomcast %s: %v\n%s", strings.Join(args, " "), err, out)
+					}
+					check(t, ev, tc.receivers)
+				})
+			}
+			t.Run("socket joins and disconnect", func(t *testing.T) {
+				if err := e.To("a").SocketsJoin(ctx, "c"); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, func() bool {
+					s, _ := srvs[0].Of("/").To("c").FetchSockets(ctx)
+					return len(s) == 2
+				})
+				if err := e.To("c").DisconnectSockets(ctx, false); err != nil {
+					t.Fatal(err)
+				}
+				cl[0].expect(`^41$`)
+				cl[1].expect(`^41$`)
+			})
+		})
+	}
+}
+
+func slicesContains(s []int, v int) bool {
+	for _, e := range s {
+		if e == v {
+			return true
+		}
+	}
+	return false
+}
