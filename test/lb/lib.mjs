@@ -36,7 +36,7 @@ export function renderNginx({ prefix, port, nodes, balance = "tenant", debug = t
   return fill(tmpl, {
     prefix,
     listen: `127.0.0.1:${port}`,
-    balance: [balance === "tenant" ? "hash $rc_route consistent;" : "# round robin"],
+    balance: Array.isArray(balance) ? balance : [balance === "tenant" ? "hash $rc_route consistent;" : "# round robin"],
     nodes: nodes.map((p) => `server 127.0.0.1:${p} max_fails=1 fail_timeout=10s;`),
   }, debug);
 }
@@ -49,7 +49,8 @@ export function renderHaproxy({ port, nodes, ids = nodes.map((_, i) => i + 1), b
   const tmpl = fs.readFileSync(path.join(ROOT, "deploy/haproxy/roomcast.cfg.tmpl"), "utf8");
   return fill(tmpl, {
     listen: `127.0.0.1:${port}`,
-    balance: balance === "tenant" ? ["balance url_param tenant", "hash-type consistent"] : ["balance roundrobin"],
+    balance: Array.isArray(balance) ? balance
+      : balance === "tenant" ? ["balance url_param tenant", "hash-type consistent"] : ["balance roundrobin"],
     nodes: nodes.map((p, i) => `server n${ids[i]} 127.0.0.1:${p} id ${ids[i]} check cookie n${ids[i]}`),
   }, debug);
 }
@@ -147,9 +148,13 @@ export async function whichNode(lb, tenant) {
   const body = await res.text();
   if (res.status !== 200) throw new Error(`handshake via ${lb.kind}: HTTP ${res.status} ${body}`);
   const node = lb.nodeOf(res.headers.get("x-roomcast-upstream"));
-  // Close the probe's session (the tenant routes it to the same node).
+  // Close the probe's session (the tenant, or the sticky cookie, routes it
+  // to the same node).
   const { sid } = JSON.parse(body.slice(body.indexOf("{")));
-  const bye = await fetch(`${lb.url}/socket.io/?${q}&sid=${sid}`, { method: "POST", body: "1", headers: { "Content-Type": "text/plain" } });
+  const cookie = res.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  const bye = await fetch(`${lb.url}/socket.io/?${q}&sid=${sid}`, {
+    method: "POST", body: "1", headers: { "Content-Type": "text/plain", ...(cookie ? { Cookie: cookie } : {}) },
+  });
   await bye.arrayBuffer();
   return node;
 }
