@@ -54,9 +54,11 @@ async function until(cond, what, timeout = WAIT) {
 async function countingProxy(redisPort) {
   const counter = respCounter();
   const open = new Set();
+  const conns = [];
   const server = net.createServer((down) => {
     const up = net.connect({ host: "127.0.0.1", port: redisPort });
     const perConn = respCounter(); // one parser per connection, totals in `counter`
+    conns.push(perConn);
     open.add(down); open.add(up);
     const end = () => { down.destroy(); up.destroy(); open.delete(down); open.delete(up); };
     for (const s of [down, up]) { s.on("error", end); s.on("close", end); }
@@ -66,6 +68,7 @@ async function countingProxy(redisPort) {
       perConn.feed(d);
       counter.pubsub += perConn.pubsub - before[0];
       counter.entries += perConn.entries - before[1];
+      counter.errors = Math.max(counter.errors, perConn.errors);
       counter.bytes += d.length;
       down.write(d);
     });
@@ -74,6 +77,7 @@ async function countingProxy(redisPort) {
   return {
     port: server.address().port,
     counter,
+    conns,
     close: () => { for (const s of open) s.destroy(); return new Promise((r) => server.close(r)); },
   };
 }
@@ -141,6 +145,11 @@ async function run(adapter, routing) {
     await sleep(300);
     for (const t of tenants) for (const c of t.cs) c.got.length = 0;
     for (const p of proxies) p.counter.reset();
+    if (process.env.BENCH_DEBUG) {
+      const ch = await ctl.sendCommand(["PUBSUB", "SHARDCHANNELS"]);
+      const nums = await ctl.sendCommand(["PUBSUB", "SHARDNUMSUB", ...ch]);
+      log(`  shard channels: ${ch.length}: ${JSON.stringify(nums)}`);
+    }
     const cpu0 = await redisCpu(ctl);
     const t0 = performance.now();
 
@@ -152,8 +161,17 @@ async function run(adapter, routing) {
     const received = () => tenants.reduce((n, t) => n + t.cs.slice(1).reduce((m, c) => m + c.got.length, 0), 0);
     try { await until(() => received() >= expected, "every delivery", 30_000); } catch { /* reported as lost */ }
     const elapsed = performance.now() - t0;
-    await sleep(300); // late backplane traffic (a node's own messages) still counts
+    // A node delivers to its own clients without Redis, so its copies of
+    // its own publications may still be on the way: count until every
+    // node's count has not moved for 1 s (at most 30 s).
+    const snapshot = () => proxies.map((p) => p.counter.pubsub + p.counter.entries + p.counter.bytes).join();
+    for (let last = snapshot(), since = Date.now(), end = Date.now() + 30_000; Date.now() - since < 1000 && Date.now() < end;) {
+      await sleep(100);
+      const now = snapshot();
+      if (now !== last) { last = now; since = Date.now(); }
+    }
     const cpu = await redisCpu(ctl) - cpu0;
+    if (process.env.BENCH_DEBUG) log(`  pending: ${proxies.map((p) => p.conns.map((c) => `${c.pending}:${c.pubsub}`).join(",")).join(" | ")}`);
 
     let lost = 0, dup = 0, disorder = 0;
     for (const t of tenants) {
@@ -169,6 +187,7 @@ async function run(adapter, routing) {
       connections: conns,
       perNode: proxies.map((p) => p.counter.pubsub + p.counter.entries),
       bytes: proxies.map((p) => p.counter.bytes),
+      parseErrors: proxies.reduce((n, p) => n + p.counter.errors, 0),
       publishes: TENANTS * MESSAGES,
       expected, lost, dup, disorder,
       redisCpuMs: Math.round(cpu * 1000),
@@ -190,7 +209,7 @@ for (const adapter of opt.adapters.split(",")) {
     log(`${adapter}, ${routing} routing through ${opt.balancer} ...`);
     results.push(await run(adapter, routing));
     const r = results.at(-1);
-    log(`  connections/node ${r.connections.join("/")}, backplane msgs/node ${r.perNode.join("/")}, lost ${r.lost}, Redis CPU ${r.redisCpuMs} ms`);
+    log(`  connections/node ${r.connections.join("/")}, backplane msgs/node ${r.perNode.join("/")}, lost ${r.lost}, parse errors ${r.parseErrors}, Redis CPU ${r.redisCpuMs} ms`);
   }
 }
 

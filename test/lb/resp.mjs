@@ -80,6 +80,8 @@ export function respCounter() {
       }
       buf = buf.subarray(pos);
     },
+    /** Bytes received but not yet a whole reply. */
+    get pending() { return buf.length; },
     reset() { c.pubsub = 0; c.entries = 0; c.bytes = 0; },
   };
   return c;
