@@ -17,6 +17,7 @@ import path from "node:path";
 import { scenario, SAFETY_NET, ack, waitFor, upgraded, sleep } from "../node/lib/harness.mjs";
 import { TARGET, ROOT, startServer } from "../node/lib/server.mjs";
 import { startRedis } from "../node/lib/cluster.mjs";
+import { apiEmit } from "../node/lib/raw.mjs";
 import { BALANCERS, startBalancer, waitRoutable, whichNode } from "./lib.mjs";
 
 const skip = TARGET !== "roomcast" && "cluster of roomcast nodes (TARGET=roomcast only)";
@@ -166,12 +167,22 @@ for (const kind of BALANCERS) {
       for (const c of clients.filter((x) => x.mode === "upgrade")) await upgraded(c.socket);
       for (const c of clients) assert.deepEqual(await ack(c.socket, "join", room), { ok: true });
 
+      // A message first: each client then holds a stream offset to recover
+      // from (a client that has received nothing has none).
+      const from = clients[0];
+      assert.equal((await apiEmit(nodes[0], { rooms: [room], event: "m", data: "before" })).status, 200);
+      await waitFor(() => clients.every((c) => c.got.includes("before")), { what: "the room receives before the stop" });
+
       const load = await Promise.all(nodes.map(openConnections));
       const victim = nodes[load.indexOf(Math.max(...load))];
       s.note(`${kind}: connections per node ${load.join("/")}; stopping ${victim.port}`);
       assert.ok(Math.max(...load) > 0);
       const exit = await victim.stop("SIGTERM", SAFETY_NET);
       assert.equal(exit.code, 0, `graceful exit: ${JSON.stringify(exit)}`);
+      // Messages while its clients are (perhaps) away: recovered or live, each arrives once, in order.
+      const survivor = nodes.find((n) => n !== victim);
+      const gap = ["gap-1", "gap-2", "gap-3"];
+      for (const g of gap) assert.equal((await apiEmit(survivor, { rooms: [room], event: "m", data: g })).status, 200);
 
       const moved = () => clients.filter((c) => c.connects.length > 1);
       await waitFor(() => moved().length >= Math.max(...load) && moved().every((c) => c.socket.connected), {
@@ -184,9 +195,11 @@ for (const kind of BALANCERS) {
       assert.equal(left.reduce((a, b) => a + b, 0), clients.length, `all clients on the remaining nodes (${left.join("/")})`);
 
       // The room still spans the remaining nodes.
-      const from = clients[0];
       assert.deepEqual(await ack(from.socket, "publish", { room, event: "m", data: "after" }), { ok: true });
       await waitFor(() => clients.every((c) => c === from || c.got.includes("after")), { what: "the room receives after the drain" });
+      for (const c of clients) {
+        assert.deepEqual(c.got, ["before", ...gap, ...(c === from ? [] : ["after"])], `${c.name}: every message once, in order`);
+      }
       nodes = nodes.filter((n) => n !== victim).concat(victim); // stopped already; after() stops it again harmlessly
       await sleep(0);
     });
