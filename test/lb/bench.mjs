@@ -88,6 +88,14 @@ async function redisCpu(client) {
   return v("used_cpu_user") + v("used_cpu_sys");
 }
 
+/** Calls per command (INFO commandstats). */
+async function commandCalls(client) {
+  const info = await client.info("commandstats");
+  const out = {};
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1]] = Number(m[2]);
+  return out;
+}
+
 async function openConnections(url) {
   const text = await (await fetch(`${url}/metrics`)).text();
   return Number(/^roomcast_connections_open (\S+)$/m.exec(text)?.[1] ?? 0);
@@ -150,6 +158,7 @@ async function run(adapter, routing) {
       const nums = await ctl.sendCommand(["PUBSUB", "SHARDNUMSUB", ...ch]);
       log(`  shard channels: ${ch.length}: ${JSON.stringify(nums)}`);
     }
+    const stats0 = await commandCalls(ctl);
     const cpu0 = await redisCpu(ctl);
     const t0 = performance.now();
 
@@ -171,6 +180,8 @@ async function run(adapter, routing) {
       if (now !== last) { last = now; since = Date.now(); }
     }
     const cpu = await redisCpu(ctl) - cpu0;
+    const stats1 = await commandCalls(ctl);
+    const commands = Object.fromEntries(Object.entries(stats1).map(([k, v]) => [k, v - (stats0[k] ?? 0)]).filter(([k, v]) => v > 0 && !["info"].includes(k)));
     if (process.env.BENCH_DEBUG) log(`  pending: ${proxies.map((p) => p.conns.map((c) => `${c.pending}:${c.pubsub}`).join(",")).join(" | ")}`);
 
     let lost = 0, dup = 0, disorder = 0;
@@ -191,6 +202,7 @@ async function run(adapter, routing) {
       publishes: TENANTS * MESSAGES,
       expected, lost, dup, disorder,
       redisCpuMs: Math.round(cpu * 1000),
+      redisCommands: commands,
       seconds: Number((elapsed / 1000).toFixed(2)),
     };
   } finally {
@@ -209,7 +221,7 @@ for (const adapter of opt.adapters.split(",")) {
     log(`${adapter}, ${routing} routing through ${opt.balancer} ...`);
     results.push(await run(adapter, routing));
     const r = results.at(-1);
-    log(`  connections/node ${r.connections.join("/")}, backplane msgs/node ${r.perNode.join("/")}, lost ${r.lost}, parse errors ${r.parseErrors}, Redis CPU ${r.redisCpuMs} ms`);
+    log(`  connections/node ${r.connections.join("/")}, backplane msgs/node ${r.perNode.join("/")}, lost ${r.lost}, parse errors ${r.parseErrors}, Redis CPU ${r.redisCpuMs} ms, commands ${JSON.stringify(r.redisCommands)}`);
   }
 }
 
