@@ -14,6 +14,7 @@
 //
 // usage: node test/lb/bench.mjs [--adapters redis,redis-sharded,redis-streams]
 //        [--balancer nginx|haproxy] [--tenants 40] [--clients 5] [--messages 25]
+//        [--groups 4,2 (tenant routing onto that many groups of nodes; HAProxy)]
 //        [--base-port 21001] [--json]
 // Needs bin/roomcast (make build), nginx or haproxy, redis-server.
 import net from "node:net";
@@ -32,6 +33,7 @@ const { values: opt } = parseArgs({
     clients: { type: "string", default: "5" },
     messages: { type: "string", default: "25" },
     nodes: { type: "string", default: "4" },
+    groups: { type: "string", default: "" },
     "base-port": { type: "string", default: "21001" },
     json: { type: "boolean", default: false },
   },
@@ -109,7 +111,7 @@ function connect(url, tenant) {
   });
 }
 
-async function run(adapter, routing) {
+async function run(adapter, routing, groups = NODES) {
   const redis = await startRedis();
   const ctl = await redisClient(redis.url);
   const proxies = [], nodes = [], sockets = [];
@@ -121,7 +123,7 @@ async function run(adapter, routing) {
       nodes.push(await startServer(["--addr", `127.0.0.1:${BASE + i}`, "--log-level", "info", "--adapter", adapter,
         "--redis-url", `redis://127.0.0.1:${p.port}/0`, "--recovery-window", "0"]));
     }
-    lb = await startBalancer(opt.balancer, nodes.map((n) => n.port), { balance: routing });
+    lb = await startBalancer(opt.balancer, nodes.map((n) => n.port), { balance: routing, groupSize: NODES / groups });
     // nginx has no active health checks (nothing to wait for), and its round
     // robin would send a probe's close to another node.
     if (!(opt.balancer === "nginx" && routing === "roundrobin")) await waitRoutable(lb, nodes.map((n) => n.port));
@@ -194,7 +196,7 @@ async function run(adapter, routing) {
       }
     }
     return {
-      adapter, routing,
+      adapter, routing: routing === "tenant" && groups !== NODES ? `tenant, ${groups} groups` : routing,
       connections: conns,
       perNode: proxies.map((p) => p.counter.pubsub + p.counter.entries),
       bytes: proxies.map((p) => p.counter.bytes),
@@ -217,9 +219,11 @@ async function run(adapter, routing) {
 
 const results = [];
 for (const adapter of opt.adapters.split(",")) {
-  for (const routing of ["roundrobin", "tenant"]) {
-    log(`${adapter}, ${routing} routing through ${opt.balancer} ...`);
-    results.push(await run(adapter, routing));
+  const groupings = opt.groups ? opt.groups.split(",").map(Number) : [NODES];
+  for (const [routing, groups] of [["roundrobin", NODES], ...groupings.map((g) => ["tenant", g])]) {
+    if (!(groups >= 1 && NODES % groups === 0)) throw new Error(`--groups ${groups}: must divide --nodes ${NODES}`);
+    log(`${adapter}, ${routing} routing (${groups} groups) through ${opt.balancer} ...`);
+    results.push(await run(adapter, routing, groups));
     const r = results.at(-1);
     log(`  connections/node ${r.connections.join("/")}, backplane msgs/node ${r.perNode.join("/")}, lost ${r.lost}, parse errors ${r.parseErrors}, Redis CPU ${r.redisCpuMs} ms, commands ${JSON.stringify(r.redisCommands)}`);
   }

@@ -55,6 +55,38 @@ export function renderHaproxy({ port, nodes, ids = nodes.map((_, i) => i + 1), b
   }, debug);
 }
 
+/**
+ * The grouped HAProxy config (deploy/haproxy/roomcast-groups.cfg.tmpl):
+ * `groups` is a list of {port (the group's own frontend), nodes: [ports]};
+ * group k is g<k+1>, node j overall n<j+1>.
+ */
+export function renderHaproxyGroups({ port, groups, debug = true }) {
+  const tmpl = fs.readFileSync(path.join(ROOT, "deploy/haproxy/roomcast-groups.cfg.tmpl"), "utf8");
+  let n = 0;
+  const sections = groups.flatMap((g, k) => [
+    `frontend group_g${k + 1}`,
+    `    bind 127.0.0.1:${g.port}`,
+    "    monitor-uri /readyz",
+    `    monitor fail if { nbsrv(nodes_g${k + 1}) lt 1 }`,
+    `    default_backend nodes_g${k + 1}`,
+    "",
+    `backend nodes_g${k + 1}`,
+    "    balance roundrobin",
+    "    cookie rc_node insert indirect nocache httponly",
+    "    option httpchk GET /readyz",
+    "    http-check expect status 200",
+    "    default-server inter 1s fastinter 500ms fall 1 rise 2",
+    ...(debug ? ["    http-response set-header X-Roomcast-Upstream %[srv_name]"] : []),
+    ...g.nodes.map((p) => { n++; return `    server n${n} 127.0.0.1:${p} id ${n} check cookie n${n}`; }),
+    "",
+  ]);
+  return fill(tmpl, {
+    listen: `127.0.0.1:${port}`,
+    groups: groups.map((g, k) => `server g${k + 1} 127.0.0.1:${g.port} id ${k + 1} check cookie g${k + 1}`),
+    group_sections: sections,
+  }, debug);
+}
+
 function tcpOpen(port) {
   return new Promise((resolve) => {
     const s = net.connect({ host: "127.0.0.1", port });
@@ -65,10 +97,12 @@ function tcpOpen(port) {
 
 /**
  * Starts `kind` ("nginx" or "haproxy") in front of `nodes` (ports) on a
- * free port. Resolves to {kind, port, url, nodes, nodeOf(header), stop(), logs()}.
+ * free port; with groupSize > 1 (HAProxy only), consecutive nodes form
+ * groups of that size (deploy/haproxy/roomcast-groups.cfg.tmpl). Resolves to {kind, port, url, nodes, nodeOf(header), stop(), logs()}.
  * nodeOf maps an X-Roomcast-Upstream header value to the node's port.
  */
-export async function startBalancer(kind, nodes, { ids = nodes.map((_, i) => i + 1), balance = "tenant", timeout = 10_000 } = {}) {
+export async function startBalancer(kind, nodes, { ids = nodes.map((_, i) => i + 1), balance = "tenant", groupSize = 1, timeout = 10_000 } = {}) {
+  if (groupSize > 1 && (kind !== "haproxy" || balance !== "tenant")) throw new Error("server groups: HAProxy with tenant routing only");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `roomcast-${kind}-`));
   const port = await freePort();
   let cmd, args;
@@ -77,6 +111,13 @@ export async function startBalancer(kind, nodes, { ids = nodes.map((_, i) => i +
     fs.writeFileSync(conf, renderNginx({ prefix: dir, port, nodes, balance }));
     cmd = "nginx";
     args = ["-p", dir, "-c", conf, "-e", path.join(dir, "error.log"), "-g", "daemon off;"];
+  } else if (kind === "haproxy" && groupSize > 1) {
+    const conf = path.join(dir, "haproxy.cfg");
+    const groups = [];
+    for (let i = 0; i < nodes.length; i += groupSize) groups.push({ port: await freePort(), nodes: nodes.slice(i, i + groupSize) });
+    fs.writeFileSync(conf, renderHaproxyGroups({ port, groups }));
+    cmd = "haproxy";
+    args = ["-f", conf, "-db"];
   } else if (kind === "haproxy") {
     const conf = path.join(dir, "haproxy.cfg");
     fs.writeFileSync(conf, renderHaproxy({ port, nodes, ids, balance }));
