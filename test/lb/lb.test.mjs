@@ -7,6 +7,7 @@
 //   tenant onto all three nodes, join one room, publish and receive;
 // - tenant routing is a consistent hash: adding a node moves only keys to
 //   it, removing one moves only its keys (measured through the balancer);
+// - HAProxy server groups: a tenant stays within its group of nodes;
 // - the reconnection harness (reset, recovery) runs through the balancer;
 // - a node stopped with SIGTERM: its clients (kept sticky by the
 //   balancer's cookie) come back on the other nodes with recovered === true.
@@ -137,6 +138,41 @@ for (const kind of BALANCERS) {
         `shares on 3 nodes ${[p1, p2, p3].map((p) => share(three, p)).join("/")}`);
       assert.ok(added.length > 0 && removed.length > 0, "some tenants moved");
     });
+
+    if (kind === "haproxy") {
+      scenario("server groups: a tenant's clients spread over its group's nodes only, and hear each other", { timeout: 6 * SAFETY_NET }, async (s) => {
+        const [p1, p2, p3] = ports();
+        const grouped = await startBalancer("haproxy", [p1, p2, p3], { groupSize: 2 }); // groups {p1, p2} and {p3}
+        s.defer(() => grouped.stop());
+        await waitRoutable(grouped, ports());
+        const groupOf = (p) => (p === p3 ? "g2" : "g1");
+        const byTenant = new Map();
+        for (let t = 0; t < 6; t++) {
+          const tenant = `grp-${t}`;
+          const seen = new Set();
+          for (let k = 0; k < 4; k++) seen.add(await whichNode(grouped, tenant));
+          byTenant.set(tenant, seen);
+          assert.equal(new Set([...seen].map(groupOf)).size, 1, `${tenant}: one group (${[...seen]})`);
+        }
+        const inG1 = [...byTenant].filter(([, seen]) => groupOf([...seen][0]) === "g1");
+        assert.ok(inG1.some(([, seen]) => seen.size === 2), `a tenant of the two-node group uses both nodes: ${JSON.stringify([...byTenant].map(([t, x]) => [t, [...x]]))}`);
+
+        // Polling (cookies keep each session on its node) and WebSocket clients of one tenant.
+        const [tenant] = inG1.find(([, seen]) => seen.size === 2);
+        const room = `${tenant}:news`;
+        const cs = [];
+        for (let k = 0; k < 4; k++) {
+          const socket = await s.client(grouped.url, { ...(k % 2 ? MODES.websocket : MODES.polling), withCredentials: true, query: { tenant } });
+          const c = { name: `c${k}`, socket, got: [] };
+          socket.on("m", (d) => c.got.push(d));
+          assert.deepEqual(await ack(socket, "join", room), { ok: true });
+          cs.push(c);
+        }
+        for (const c of cs) assert.deepEqual(await ack(c.socket, "publish", { room, event: "m", data: c.name }), { ok: true });
+        await waitFor(() => cs.every((c) => c.got.length >= cs.length - 1), { what: "every client hears the others" });
+        for (const c of cs) assert.deepEqual([...c.got].sort(), cs.filter((x) => x !== c).map((x) => x.name).sort(), c.name);
+      });
+    }
 
     scenario("the reconnection harness runs through the balancer (reset, recovery)", { timeout: 9 * SAFETY_NET }, async (s) => {
       // The harness's clients keep no cookies: WebSocket only, nothing to keep sticky.
