@@ -36,3 +36,11 @@ fuzz-short:
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+
+# Backplane traffic per node with tenant sharding vs round robin, 4 nodes
+# behind HAProxy (BALANCER=nginx for nginx), every adapter; bounded (a fixed
+# message count). Needs nginx/haproxy and redis-server (.ci/run installs them).
+.PHONY: bench-lb
+BALANCER ?= haproxy
+bench-lb: build deps
+	node test/lb/bench.mjs --balancer $(BALANCER)
