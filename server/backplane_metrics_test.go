@@ -29,7 +29,7 @@ func TestBackplaneMessageMetrics(t *testing.T) {
 				a.expect(`^431\[`)
 				return testutil.ToFloat64(sub.metrics.backplaneMsgs.WithLabelValues("in")) >= 1
 			})
-			b.expect(`^42\["headline",1\]`)
+			b.expect(`^42\["headline",1`)
 			out := testutil.ToFloat64(pub.metrics.backplaneMsgs.WithLabelValues("out"))
 			in := testutil.ToFloat64(sub.metrics.backplaneMsgs.WithLabelValues("in"))
 			if out < 1 || in < 1 {
