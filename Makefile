@@ -1,4 +1,4 @@
-.PHONY: run test gotest nodetest deps fuzz fuzz-short bench build
+.PHONY: run test gotest nodetest deps fuzz fuzz-short bench build promtest
 
 # FUZZTIME is how long `make fuzz` runs each fuzz target (go test -fuzztime);
 # FUZZTIME_SHORT the same for `make fuzz-short`, which `make test` runs.
@@ -12,7 +12,7 @@ build:
 run:
 	go run ./cmd/roomcast serve
 
-test: gotest fuzz-short nodetest
+test: promtest gotest fuzz-short nodetest
 
 gotest:
 	gofmt -l . | grep -v node_modules | (! grep .)
@@ -36,3 +36,8 @@ fuzz-short:
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+
+# The Prometheus alert rules: syntax and their unit tests (fire / not fire).
+promtest:
+	promtool check rules deploy/prometheus/roomcast-rules.yml
+	cd deploy/prometheus && promtool test rules roomcast-rules.test.yml
