@@ -1,4 +1,4 @@
-.PHONY: run test gotest nodetest deps fuzz fuzz-short bench build
+.PHONY: run test gotest nodetest deps fuzz fuzz-short bench build promtest
 
 # FUZZTIME is how long `make fuzz` runs each fuzz target (go test -fuzztime);
 # FUZZTIME_SHORT the same for `make fuzz-short`, which `make test` runs.
@@ -12,7 +12,7 @@ build:
 run:
 	go run ./cmd/roomcast serve
 
-test: gotest fuzz-short nodetest
+test: promtest gotest fuzz-short nodetest
 
 gotest:
 	gofmt -l . | grep -v node_modules | (! grep .)
@@ -44,3 +44,7 @@ bench:
 BALANCER ?= haproxy
 bench-lb: build deps
 	node test/lb/bench.mjs --balancer $(BALANCER)
+# The Prometheus alert rules: syntax and their unit tests (fire / not fire).
+promtest:
+	promtool check rules deploy/prometheus/roomcast-rules.yml
+	cd deploy/prometheus && promtool test rules roomcast-rules.test.yml

@@ -57,6 +57,7 @@ type cluster struct {
 	timeout time.Duration
 	log     *zap.Logger
 	fail    func(op string, err error)
+	stats   *Stats
 	// logOffsets: the link's log gives broadcasts their recovery offsets
 	// (streams), instead of the local history.
 	logOffsets bool
@@ -87,7 +88,9 @@ func (c *cluster) post(typ int, data map[string]any) {
 func (c *cluster) send(typ int, data map[string]any) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
+	start := time.Now()
 	off, err := c.link.publish(ctx, clusterMsg{UID: c.uid, Nsp: c.nsp, Type: typ, Data: data})
+	c.stats.published(1, start, err)
 	if err != nil {
 		c.fail("publish", err)
 	}
@@ -97,7 +100,10 @@ func (c *cluster) send(typ int, data map[string]any) (string, error) {
 func (c *cluster) reply(uid string, typ int, data map[string]any) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	if err := c.link.respond(ctx, uid, clusterMsg{UID: c.uid, Nsp: c.nsp, Type: typ, Data: data}); err != nil {
+	start := time.Now()
+	err := c.link.respond(ctx, uid, clusterMsg{UID: c.uid, Nsp: c.nsp, Type: typ, Data: data})
+	c.stats.published(1, start, err)
+	if err != nil {
 		c.fail("publish", err)
 	}
 }

@@ -78,6 +78,7 @@ func (n *node) receive(ps *redis.PubSub, handle func(channel string, payload []b
 				backoff = 0
 			}
 			if m, ok := msg.(*redis.Message); ok {
+				n.cfg.Stats.received()
 				handle(m.Channel, []byte(m.Payload))
 			}
 		}

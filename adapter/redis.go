@@ -55,6 +55,8 @@ type RedisConfig struct {
 	// "subscribe", "request" or "decode" (an undecodable message from the
 	// backplane, skipped). Optional.
 	OnError func(op string, err error)
+	// Stats observes the messages published and received. Optional.
+	Stats *Stats
 }
 
 // RedisNode is one process's connection to the Redis backplane. Its
@@ -128,12 +130,14 @@ func (n *RedisNode) Close() error {
 // publish sends a batch of publications in one pipeline.
 func (n *RedisNode) publish(batch []publication) {
 	for n.ctx.Err() == nil {
+		start := time.Now()
 		_, err := n.client.Pipelined(n.ctx, func(pipe redis.Pipeliner) error {
 			for _, p := range batch {
 				pipe.Publish(n.ctx, p.channel, p.payload)
 			}
 			return nil
 		})
+		n.cfg.Stats.published(len(batch), start, err)
 		if err == nil || n.ctx.Err() != nil {
 			return
 		}

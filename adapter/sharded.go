@@ -49,6 +49,7 @@ func NewShardedNode(cfg RedisConfig) (*ShardedNode, error) {
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *ShardedNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
 	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.queue)
+	c.stats = n.cfg.Stats
 	c.link = &shardedLink{n: n, channel: n.cfg.Prefix + "#" + nsp + "#"}
 	c.Memory.onRoom = func(room string, created, public bool) {
 		if public {

@@ -84,6 +84,7 @@ func NewStreamsNode(cfg StreamsConfig) (*StreamsNode, error) {
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *StreamsNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
 	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.queue)
+	c.stats = n.cfg.Stats
 	c.logOffsets = true
 	public := n.cfg.Prefix + "#" + nsp + "#"
 	c.link = &streamsLink{n: n, public: public}
@@ -130,6 +131,7 @@ func (n *StreamsNode) read() {
 		for _, s := range res {
 			for _, e := range s.Messages {
 				last = e.ID
+				n.cfg.Stats.received()
 				n.mu.Lock()
 				n.lastID = e.ID
 				n.mu.Unlock()

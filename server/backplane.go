@@ -56,6 +56,7 @@ func (srv *Server) connectRedis() error {
 	}
 	rc := adapter.RedisConfig{
 		Client: client,
+		Stats:  srv.metrics.backplaneStats(),
 		Prefix: srv.cfg.RedisPrefix,
 		Logger: srv.log,
 		OnError: func(op string, _ error) {

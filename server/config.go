@@ -161,6 +161,25 @@ type Config struct {
 	// this address, loopback or not (Pprof is then implied). "": see Pprof.
 	PprofAddr string
 
+	// MaxConnections refuses new Engine.IO connections (HTTP 503) while
+	// this many are open; exported as roomcast_connections_max. Size it
+	// from a load test (README "Operating roomcast"). 0: no bound.
+	MaxConnections int
+	// BackplaneCapacity is the backplane throughput this node may use,
+	// messages/s in and out (measured for the backplane in use); exported
+	// as roomcast_backplane_capacity_messages_per_second, so alerts can
+	// tell how close the traffic is. 0: unknown.
+	BackplaneCapacity float64
+	// StatsDAddr, when set, also sends the metrics to a StatsD server at
+	// this UDP address (host:port). StatsDPrefix prefixes the names ("":
+	// DefaultStatsDPrefix). StatsDInterval is how often counters and
+	// gauges are sent (0: DefaultStatsDInterval); StatsDSampleRate the
+	// share of send latency timings sent (0: DefaultStatsDSampleRate).
+	StatsDAddr       string
+	StatsDPrefix     string
+	StatsDInterval   time.Duration
+	StatsDSampleRate float32
+
 	// Logger: nil means no logs.
 	Logger *zap.Logger
 	// Registry receives the metrics. nil: a new registry (served at /metrics).
@@ -246,6 +265,9 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	default:
 		return c, fmt.Errorf("%w: unknown backplane %q (want memory, redis, redis-sharded, redis-streams, nats or nats-jetstream)", ErrBadConfig, c.Backplane)
+	}
+	if c.MaxConnections < 0 || c.BackplaneCapacity < 0 || c.StatsDInterval < 0 || c.StatsDSampleRate < 0 || c.StatsDSampleRate > 1 {
+		return c, fmt.Errorf("%w: max connections, backplane capacity and the StatsD interval must not be negative; the StatsD sample rate is in [0, 1]", ErrBadConfig)
 	}
 	if c.ConnectRate < 0 || c.ConnectBurst < 0 || c.DrainWindow < 0 {
 		return c, fmt.Errorf("%w: connect rate, connect burst and drain window must not be negative", ErrBadConfig)

@@ -1,17 +1,21 @@
 package server
 
 import (
+	"math"
+	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/roomcast/roomcast/adapter"
 	"github.com/roomcast/roomcast/clients"
 )
 
 // metrics are the server's Prometheus collectors. Labels are bounded:
 // namespace, reason, policy — never socket, room or user.
 type metrics struct {
-	connOpen        prometheus.Gauge
+	connOpen        *connGauge
 	sockets         *prometheus.GaugeVec
 	connects        *prometheus.CounterVec
 	disconnects     *prometheus.CounterVec
@@ -26,12 +30,34 @@ type metrics struct {
 	sendLatency     prometheus.Histogram
 	backplaneErrors *prometheus.CounterVec
 	queueStats      clients.Stats
+
+	maxConns         prometheus.Gauge
+	backplaneMsgs    *prometheus.CounterVec
+	backplanePublish prometheus.Histogram
+	backplaneCap     prometheus.Gauge
+	// statsd, when set, also gets the timings (see statsd.go).
+	statsd atomic.Pointer[statsdSink]
 }
+
+// connGauge is the open connections gauge; each Inc also counts an opened
+// connection, so churn (connections opened per second) needs no other
+// call site.
+type connGauge struct {
+	open   prometheus.Gauge
+	opened prometheus.Counter
+}
+
+func (g *connGauge) Inc() { g.open.Inc(); g.opened.Inc() }
+func (g *connGauge) Dec() { g.open.Dec() }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
-		connOpen: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "roomcast_connections_open", Help: "Open Engine.IO connections."}),
+		connOpen: &connGauge{
+			open: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "roomcast_connections_open", Help: "Open Engine.IO connections."}),
+			opened: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "roomcast_connections_opened_total", Help: "Engine.IO connections opened (handshakes that made a session)."}),
+		},
 		sockets: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "roomcast_sockets_connected", Help: "Connected sockets per namespace."}, []string{"namespace"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -62,7 +88,37 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		backplaneErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "roomcast_backplane_errors_total", Help: "Backplane (Redis) errors, per operation."}, []string{"op"}),
 	}
-	reg.MustRegister(m.backplaneErrors, m.connOpen, m.sockets, m.connects, m.disconnects, m.connectErrs, m.closes,
+	m.maxConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "roomcast_connections_max", Help: "Configured most open connections (--max-connections); 0: no bound."})
+	m.backplaneMsgs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "roomcast_backplane_messages_total", Help: "Backplane messages, per direction: out (published) or in (received)."}, []string{"direction"})
+	m.backplanePublish = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "roomcast_backplane_publish_seconds", Help: "Time a backplane publish (or pipelined batch) took.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12)})
+	m.backplaneCap = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "roomcast_backplane_capacity_messages_per_second", Help: "Configured backplane throughput this node may use (--backplane-capacity), messages/s in and out; 0: unknown."})
+	memLimit := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "roomcast_memory_limit_bytes", Help: "The Go runtime's soft memory limit (--memory-limit, GOMEMLIMIT or the cgroup's); 0: none."},
+		func() float64 { return float64(memoryLimit()) })
+	reg.MustRegister(m.maxConns, m.backplaneMsgs, m.backplanePublish, m.backplaneCap, memLimit, m.connOpen.open, m.connOpen.opened)
+	// Series with a known, small label set exist from the start, so
+	// rules and dashboards see 0 rather than nothing.
+	for _, d := range []string{"in", "out"} {
+		m.backplaneMsgs.WithLabelValues(d)
+	}
+	for _, op := range []string{"publish", "subscribe", "request", "decode"} {
+		m.backplaneErrors.WithLabelValues(op)
+	}
+	for _, r := range []string{rejectRateLimit, rejectMaxConnections} {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, p := range []clients.Policy{clients.Disconnect, clients.DropOldest, clients.Coalesce} {
+		m.dropped.WithLabelValues(p.String())
+	}
+	for _, r := range []clients.Reason{clients.ReasonQueueFull, clients.ReasonWriteTimeout} {
+		m.slowCloses.WithLabelValues(r.String())
+	}
+	reg.MustRegister(m.backplaneErrors, m.sockets, m.connects, m.disconnects, m.connectErrs, m.closes,
 		m.slowCloses, m.rejected, m.dropped, m.coalesced, m.queuePackets, m.queueBytes, m.sendLatency)
 	m.queueStats = clients.Stats{
 		Dropped:   func(n int, p clients.Policy) { m.dropped.WithLabelValues(p.String()).Add(float64(n)) },
@@ -84,11 +140,42 @@ func (m *metrics) observeQueue(entries []clients.Entry) {
 // observeSent records the send latency of written packets.
 func (m *metrics) observeSent(entries []clients.Entry) {
 	now := time.Now()
+	sd := m.statsd.Load()
 	for i := range entries {
 		if !entries[i].At.IsZero() {
-			m.sendLatency.Observe(now.Sub(entries[i].At).Seconds())
+			d := now.Sub(entries[i].At)
+			m.sendLatency.Observe(d.Seconds())
+			if sd != nil {
+				sd.timing(statsdSendLatency, d)
+			}
 		}
 	}
+}
+
+// backplaneStats feeds the backplane metrics.
+func (m *metrics) backplaneStats() *adapter.Stats {
+	out, in := m.backplaneMsgs.WithLabelValues("out"), m.backplaneMsgs.WithLabelValues("in")
+	return &adapter.Stats{
+		Published: func(n int, took time.Duration, err error) {
+			m.backplanePublish.Observe(took.Seconds())
+			if sd := m.statsd.Load(); sd != nil {
+				sd.timing(statsdPublishLatency, took)
+			}
+			if err == nil {
+				out.Add(float64(n))
+			}
+		},
+		Received: in.Inc,
+	}
+}
+
+// memoryLimit is the runtime's soft memory limit, 0 when there is none.
+func memoryLimit() int64 {
+	l := debug.SetMemoryLimit(-1)
+	if l == math.MaxInt64 {
+		return 0
+	}
+	return l
 }
 
 // forgetNamespace removes the series of a namespace that no longer exists

@@ -58,12 +58,17 @@ func New(cfg Config) (*Server, error) {
 		srv.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	srv.metrics = newMetrics(srv.reg)
+	srv.metrics.capacity(cfg)
 	if cfg.ConnectRate > 0 {
 		srv.limiter = rate.NewLimiter(rate.Limit(cfg.ConnectRate), cfg.ConnectBurst)
 	}
 	m := srv.metrics
+	if err := srv.startStatsD(); err != nil {
+		return nil, err
+	}
 	if cfg.Backplane != "" && cfg.Backplane != "memory" && cfg.Adapter == nil {
 		if err := srv.connectRedis(); err != nil {
+			srv.stopStatsD()
 			return nil, err
 		}
 	}
@@ -105,7 +110,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	srv.engine = clients.New(srv.engineConfig(), srv.nsps)
 	srv.mux = http.NewServeMux()
-	srv.mux.HandleFunc(cfg.Path, srv.serveEngine)
+	srv.mux.Handle(cfg.Path, srv.limitConnections(http.HandlerFunc(srv.serveEngine)))
 	srv.mux.Handle("/api/", srv.apiHandler())
 	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	srv.mux.HandleFunc("GET /readyz", srv.serveReady)
@@ -265,6 +270,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 			srv.redis.Close()
 		}
 	}
+	srv.stopStatsD()
 	return err
 }
 

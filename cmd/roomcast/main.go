@@ -64,6 +64,10 @@ type options struct {
 	maxRooms                                                                           int
 	connectRate                                                                        float64
 	allowPublish, publishSelf, pprof, apiInsecure                                      bool
+	// Operations: capacity and StatsD.
+	maxConnections                        int
+	backplaneCapacity                     float64
+	memoryLimit, statsdAddr, statsdPrefix string
 }
 
 func parse(args []string) (*options, error) {
@@ -106,6 +110,11 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis of the redis adapter")
 	fs.StringVar(&o.redisPrefix, "redis-prefix", "socket.io", "channel prefix of the redis adapter")
 	o.nats.flags(fs)
+	fs.IntVar(&o.maxConnections, "max-connections", 0, "most open connections; new ones beyond get HTTP 503 (0 = no bound)")
+	fs.StringVar(&o.memoryLimit, "memory-limit", "auto", "Go soft memory limit: a size (512MiB, 2GiB), auto (GOMEMLIMIT, else 90% of the cgroup's limit) or off")
+	fs.Float64Var(&o.backplaneCapacity, "backplane-capacity", 0, "backplane messages/s (in + out) this node may use, for the capacity alert (0 = unknown)")
+	fs.StringVar(&o.statsdAddr, "statsd-addr", "", "also send metrics to this StatsD UDP address (host:port)")
+	fs.StringVar(&o.statsdPrefix, "statsd-prefix", server.DefaultStatsDPrefix, "prefix of the StatsD names")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -182,6 +191,9 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		MetricsAddr:    o.metricsAddr,
 		PprofAddr:      o.pprofAddr,
 	}
+	cfg.MaxConnections = o.maxConnections
+	cfg.BackplaneCapacity = o.backplaneCapacity
+	cfg.StatsDAddr, cfg.StatsDPrefix = o.statsdAddr, o.statsdPrefix
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
 	}
@@ -271,6 +283,11 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	limit, source, err := server.SetMemoryLimit(o.memoryLimit)
+	if err != nil {
+		return err
+	}
+	log.Info("memory limit", zap.Int64("bytes", limit), zap.String("source", source))
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
