@@ -13,7 +13,7 @@ func BenchmarkIncomingEvent(b *testing.B) {
 	frame := []byte(`2["msg",{"n":1,"text":"a 100-byte message body, padded out to about one hundred bytes"}]`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := p.c.OnText(frame); err != nil {
+		if err := p.c.Text(frame); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -382,7 +382,7 @@ func (s *Socket) handleEvent(p *packet) error {
 	}
 	ev := &Event{Socket: s, Name: name, Args: args[1:], ackID: p.id, binary: len(p.bins) > 0}
 	if ev.binary {
-		ev.data = p.data // already a copy (Client.OnText)
+		ev.data = p.data // already a copy (Client.Text)
 	} else {
 		ev.data = append([]byte(nil), p.data...) // the transport reuses its buffer
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"github.com/roomcast/roomcast/adapter"
-	"github.com/roomcast/roomcast/clients"
 	"github.com/roomcast/roomcast/namespaces"
 )
 
@@ -24,7 +23,7 @@ type (
 	EventMiddleware   = namespaces.EventMiddleware
 	SocketInfo        = adapter.SocketInfo
 	// DisconnectReason is the reason a Socket.OnDisconnect handler gets.
-	DisconnectReason = clients.Reason
+	DisconnectReason = namespaces.Reason
 )
 
 // Errors of the Socket.IO layer (see namespaces).
