@@ -165,6 +165,12 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	h.conns[c] = struct{}{}
 	h.mu.Unlock()
+	// The open packet goes out before the pinger starts: a ping must never
+	// precede it, however late this goroutine runs.
+	sid := "s" + strconv.FormatInt(h.seq.Add(1), 10)
+	open, _ := json.Marshal(wire.Open{SID: sid, Upgrades: []string{}, MaxPayload: 1000000,
+		PingInterval: int(h.opts.PingInterval / time.Millisecond), PingTimeout: int(h.opts.PingTimeout / time.Millisecond)})
+	c.write(wire.AppendEngine(nil, wire.EngineOpen, open))
 	h.wg.Add(2)
 	go func() {
 		defer h.wg.Done()
@@ -173,7 +179,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer h.wg.Done()
 		defer c.close()
-		h.read(c)
+		h.read(c, sid)
 	}()
 }
 
@@ -190,11 +196,7 @@ func (h *Hub) ping(c *conn) {
 	}
 }
 
-func (h *Hub) read(c *conn) {
-	sid := "s" + strconv.FormatInt(h.seq.Add(1), 10)
-	open, _ := json.Marshal(wire.Open{SID: sid, Upgrades: []string{}, MaxPayload: 1000000,
-		PingInterval: int(h.opts.PingInterval / time.Millisecond), PingTimeout: int(h.opts.PingTimeout / time.Millisecond)})
-	c.write(wire.AppendEngine(nil, wire.EngineOpen, open))
+func (h *Hub) read(c *conn, sid string) {
 	connected := false
 	for {
 		_, msg, err := c.ws.ReadMessage()
