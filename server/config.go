@@ -138,6 +138,9 @@ type Config struct {
 	// this address, loopback or not (Pprof is then implied). "": see Pprof.
 	PprofAddr string
 
+	// Client serves the socket.io browser client under Path (ClientConfig).
+	Client ClientConfig
+
 	// Logger: nil means no logs.
 	Logger *zap.Logger
 	// Registry receives the metrics. nil: a new registry (served at /metrics).

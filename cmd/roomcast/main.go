@@ -64,6 +64,8 @@ type options struct {
 	maxRooms                                                                           int
 	connectRate                                                                        float64
 	allowPublish, publishSelf, pprof, apiInsecure                                      bool
+	serveClient                                                                        bool
+	clientDir                                                                          string
 }
 
 func parse(args []string) (*options, error) {
@@ -105,6 +107,8 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.backplane, "adapter", "memory", "adapter: memory, redis, redis-sharded or redis-streams")
 	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis of the redis adapter")
 	fs.StringVar(&o.redisPrefix, "redis-prefix", "socket.io", "channel prefix of the redis adapter")
+	fs.BoolVar(&o.serveClient, "serve-client", true, "serve the socket.io browser client at <path>socket.io.js (and .min.js, .esm.min.js, .map)")
+	fs.StringVar(&o.clientDir, "client-dir", "", "directory with socket.io-client's dist/ files to serve instead of the ones built in")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -180,6 +184,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		APIInsecure:    o.apiInsecure,
 		MetricsAddr:    o.metricsAddr,
 		PprofAddr:      o.pprofAddr,
+		Client:         server.ClientConfig{Disabled: !o.serveClient, Dir: o.clientDir},
 	}
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
