@@ -113,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 	srv.mux.HandleFunc("GET /readyz", srv.serveReady)
 	srv.routeOps()
 	srv.routeClient()
+	srv.routeStatic()
 	srv.http = &http.Server{
 		Handler:           srv.mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -65,7 +65,7 @@ type options struct {
 	connectRate                                                                        float64
 	allowPublish, publishSelf, pprof, apiInsecure                                      bool
 	serveClient                                                                        bool
-	clientDir                                                                          string
+	clientDir, staticDir                                                               string
 }
 
 func parse(args []string) (*options, error) {
@@ -108,6 +108,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis of the redis adapter")
 	fs.StringVar(&o.redisPrefix, "redis-prefix", "socket.io", "channel prefix of the redis adapter")
 	fs.BoolVar(&o.serveClient, "serve-client", true, "serve the socket.io browser client at <path>socket.io.js (and .min.js, .esm.min.js, .map)")
+	fs.StringVar(&o.staticDir, "static", "", "directory of files (a web page) to serve at / next to the hub")
 	fs.StringVar(&o.clientDir, "client-dir", "", "directory with socket.io-client's dist/ files to serve instead of the ones built in")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
@@ -185,6 +186,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		MetricsAddr:    o.metricsAddr,
 		PprofAddr:      o.pprofAddr,
 		Client:         server.ClientConfig{Disabled: !o.serveClient, Dir: o.clientDir},
+		StaticDir:      o.staticDir,
 	}
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
