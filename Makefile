@@ -26,6 +26,7 @@ deps:
 nodetest: build deps
 	npm test
 	npm run test:harness
+	npm run test:browser
 
 # Every native fuzz target of the module (func FuzzX in any package), one
 # after the other: go test -fuzz takes one target of one package at a time.
