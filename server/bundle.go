@@ -81,6 +81,16 @@ func (srv *Server) routeClient() {
 	}
 }
 
+// EmbeddedClientVersion is the version of the socket.io browser client
+// built into this binary ("" when it was built without one).
+func EmbeddedClientVersion() string {
+	files, _ := fs.Sub(clientDist, "clientdist")
+	if _, err := fs.Stat(files, "socket.io.js"); err != nil {
+		return ""
+	}
+	return clientVersion(files)
+}
+
 // clientVersion is the version in the bundle's package.json; without one,
 // the time the bundle was loaded (so ETags still change between builds).
 func clientVersion(files fs.FS) string {
