@@ -63,7 +63,7 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "roomcast:", err)
-		if errors.As(err, new(usageError)) || errors.Is(err, server.ErrBadConfig) {
+		if errors.As(err, new(usageError)) {
 			os.Exit(2)
 		}
 		os.Exit(1)
