@@ -180,6 +180,12 @@ type Config struct {
 	StatsDInterval   time.Duration
 	StatsDSampleRate float32
 
+	// Client serves the socket.io browser client under Path (ClientConfig).
+	Client ClientConfig
+	// StaticDir, when set, is a directory of files served at "/" (a page
+	// next to the hub; the server's own routes win). "": none.
+	StaticDir string
+
 	// Logger: nil means no logs.
 	Logger *zap.Logger
 	// Registry receives the metrics. nil: a new registry (served at /metrics).

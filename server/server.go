@@ -115,6 +115,8 @@ func New(cfg Config) (*Server, error) {
 	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	srv.mux.HandleFunc("GET /readyz", srv.serveReady)
 	srv.routeOps()
+	srv.routeClient()
+	srv.routeStatic()
 	srv.http = &http.Server{
 		Handler:           srv.mux,
 		ReadHeaderTimeout: 10 * time.Second,

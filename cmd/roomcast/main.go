@@ -9,13 +9,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -24,8 +30,14 @@ import (
 )
 
 const usage = `usage:
-  roomcast serve [flags]   run the hub (roomcast serve -h for the flags)
-  roomcast emit [flags]    publish an event through Redis (roomcast emit -h)`
+  roomcast serve [flags]   run the hub (roomcast serve -h lists the flags)
+  roomcast emit [flags]    publish an event through Redis (roomcast emit -h)
+  roomcast version         print the version
+  roomcast help            print this help`
+
+// version is set at link time (-ldflags "-X main.version=v1.2.3"); empty:
+// the module version or VCS revision Go recorded in the binary.
+var version string
 
 func main() {
 	if len(os.Args) < 2 {
@@ -38,8 +50,14 @@ func main() {
 		err = serve(os.Args[2:])
 	case "emit":
 		err = emit(os.Args[2:])
+	case "version", "--version", "-version":
+		fmt.Println(versionString())
+		return
+	case "help", "--help", "-help", "-h":
+		fmt.Println(usage)
+		return
 	default:
-		fmt.Fprintln(os.Stderr, usage)
+		fmt.Fprintf(os.Stderr, "roomcast: unknown command %q\n%s\n", os.Args[1], usage)
 		os.Exit(2)
 	}
 	if err != nil {
@@ -49,6 +67,39 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// versionString is "roomcast <version> (<details>)".
+func versionString() string {
+	v, details := version, []string{runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		var rev, modified string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					modified = "+modified"
+				}
+			}
+		}
+		if rev != "" {
+			details = append([]string{"commit " + rev[:min(12, len(rev))] + modified}, details...)
+		}
+	}
+	if v == "" {
+		v = "devel"
+	}
+	if cv := server.EmbeddedClientVersion(); cv != "" {
+		details = append(details, "socket.io client "+cv)
+	} else {
+		details = append(details, "no socket.io client bundle")
+	}
+	return fmt.Sprintf("roomcast %s (%s)", v, strings.Join(details, ", "))
 }
 
 // options are the flags of `roomcast serve`.
@@ -68,6 +119,8 @@ type options struct {
 	maxConnections                        int
 	backplaneCapacity                     float64
 	memoryLimit, statsdAddr, statsdPrefix string
+	serveClient                           bool
+	clientDir, staticDir                  string
 }
 
 func parse(args []string) (*options, error) {
@@ -115,10 +168,103 @@ func parse(args []string) (*options, error) {
 	fs.Float64Var(&o.backplaneCapacity, "backplane-capacity", 0, "backplane messages/s (in + out) this node may use, for the capacity alert (0 = unknown)")
 	fs.StringVar(&o.statsdAddr, "statsd-addr", "", "also send metrics to this StatsD UDP address (host:port)")
 	fs.StringVar(&o.statsdPrefix, "statsd-prefix", server.DefaultStatsDPrefix, "prefix of the StatsD names")
+	fs.BoolVar(&o.serveClient, "serve-client", true, "serve the socket.io browser client at <path>socket.io.js (and .min.js, .esm.min.js, .map)")
+	fs.StringVar(&o.staticDir, "static", "", "directory of files (a web page) to serve at / next to the hub")
+	fs.StringVar(&o.clientDir, "client-dir", "", "directory with socket.io-client's dist/ files to serve instead of the ones built in")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return "ROOMCAST_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// printHelp writes a flag set's usage, each flag with its environment
+// variable and default.
+func printHelp(w io.Writer, fs *flag.FlagSet, intro string) {
+	fmt.Fprintf(w, "usage: %s [flags]\n\n%s\n\n", fs.Name(), intro)
+	fs.VisitAll(func(f *flag.Flag) {
+		kind, text := flag.UnquoteUsage(f)
+		name := "--" + f.Name
+		if kind != "" {
+			name += " " + kind
+		}
+		def := f.DefValue
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(w, "  %s\n      %s\n      env %s, default %s\n", name, text, envName(f.Name), def)
+	})
+}
+
+// validate checks what flag types do not; each error names the flag and
+// what it accepts.
+func (o *options) validate() error {
+	bad := func(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+	switch o.backplane {
+	case "memory", "redis", "redis-sharded", "redis-streams", "nats", "nats-jetstream":
+	default:
+		return bad("--adapter: unknown adapter %q; accepted: memory, redis, redis-sharded, redis-streams, nats, nats-jetstream", o.backplane)
+	}
+	if !strings.HasPrefix(o.path, "/") || strings.ContainsAny(o.path, "?# \t") {
+		return bad("--path: must be an absolute URL path such as %s (no query or spaces), not %q", server.DefaultPath, o.path)
+	}
+	if o.maxPayload <= 0 {
+		return bad("--max-payload: must be a positive number of bytes (default %d), not %d", server.DefaultMaxPayload, o.maxPayload)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--ping-interval", o.pingInterval}, {"--ping-timeout", o.pingTimeout}} {
+		if d.v <= 0 {
+			return bad("%s: must be a positive duration such as 25s, not %v", d.name, d.v)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--recovery-window", o.recovery}, {"--shutdown-timeout", o.shutdownTimeout}, {"--drain-window", o.drain}, {"--write-timeout", o.writeTimeout}, {"--read-timeout", o.readTimeout}, {"--idle-timeout", o.idleTimeout}, {"--ack-timeout", o.ackTime}} {
+		if d.v < 0 {
+			return bad("%s: must be a duration of 0 or more such as 10s, not %v", d.name, d.v)
+		}
+	}
+	if o.connectRate < 0 || o.burst < 0 {
+		return bad("--connect-rate and --connect-burst: must be 0 or more, not %v and %d", o.connectRate, o.burst)
+	}
+	if o.queueBytes <= 0 || o.queuePackets <= 0 {
+		return bad("--send-queue-bytes and --send-queue-packets: must be positive, not %d and %d", o.queueBytes, o.queuePackets)
+	}
+	if _, err := server.ParsePolicy(o.policy); err != nil {
+		return bad("--send-queue-policy: unknown policy %q; accepted: disconnect, drop-oldest, coalesce", o.policy)
+	}
+	switch o.logFormat {
+	case "json", "console":
+	default:
+		return bad("--log-format: unknown format %q; accepted: json, console", o.logFormat)
+	}
+	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
+		return bad("--log-level: unknown level %q; accepted: debug, info, warn, error", o.logLevel)
+	}
+	if o.jwtSecret != "" && o.jwtPublicKey != "" {
+		return bad("--jwt-secret and --jwt-public-key: give one, not both (an HS256 secret or an RS256 public key)")
+	}
+	if o.staticDir != "" {
+		if st, err := os.Stat(o.staticDir); err != nil || !st.IsDir() {
+			return bad("--static: %q is not a readable directory", o.staticDir)
+		}
+	}
+	if o.clientDir != "" {
+		if _, err := os.Stat(filepath.Join(o.clientDir, "socket.io.js")); err != nil {
+			return bad("--client-dir: %q has no socket.io.js (give a copy of socket.io-client's dist/)", o.clientDir)
+		}
+	}
+	return nil
 }
 
 // parseFlags applies the environment (ROOMCAST_<FLAG>), then the command
@@ -126,21 +272,26 @@ func parse(args []string) (*options, error) {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "ROOMCAST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+				envErr = usageError{fmt.Errorf("%s=%q (--%s): %w", name, v, f.Name, err)}
 			}
 		}
 	})
 	if envErr != nil {
 		return envErr
 	}
+	fs.SetOutput(io.Discard) // help and errors are printed below
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(os.Stdout, fs, "Each flag may also be set by its environment variable; the command line wins.")
+			return err
+		}
+		return usageError{fmt.Errorf("%w (%s -h lists the flags)", err, fs.Name())}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return usageError{fmt.Errorf("unexpected arguments: %v (%s -h lists the flags)", fs.Args(), fs.Name())}
 	}
 	return nil
 }
@@ -190,6 +341,8 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		APIInsecure:    o.apiInsecure,
 		MetricsAddr:    o.metricsAddr,
 		PprofAddr:      o.pprofAddr,
+		Client:         server.ClientConfig{Disabled: !o.serveClient, Dir: o.clientDir},
+		StaticDir:      o.staticDir,
 	}
 	cfg.MaxConnections = o.maxConnections
 	cfg.BackplaneCapacity = o.backplaneCapacity
@@ -223,13 +376,13 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 	}
 	p, err := server.ParsePolicy(o.policy)
 	if err != nil {
-		return cfg, err
+		return cfg, usageError{fmt.Errorf("--send-queue-policy: %w", err)}
 	}
 	cfg.Queue.Policy = p
 	if o.namespaces != "" {
 		re, err := regexp.Compile(o.namespaces)
 		if err != nil {
-			return cfg, fmt.Errorf("--namespaces: %w", err)
+			return cfg, usageError{fmt.Errorf("--namespaces: not a regular expression: %w", err)}
 		}
 		cfg.Hub.Namespaces = re
 	}
@@ -242,19 +395,25 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		if o.jwtPublicKey != "" {
 			pemBytes, err := os.ReadFile(o.jwtPublicKey)
 			if err != nil {
-				return cfg, fmt.Errorf("--jwt-public-key: %w", err)
+				return cfg, usageError{fmt.Errorf("--jwt-public-key: %w", err)}
 			}
 			block, _ := pem.Decode(pemBytes)
 			if block == nil {
-				return cfg, errors.New("--jwt-public-key: no PEM block found")
+				return cfg, usageError{fmt.Errorf("--jwt-public-key: %s holds no PEM block; give a PEM file with an RSA public key (BEGIN PUBLIC KEY)", o.jwtPublicKey)}
+			}
+			if strings.Contains(block.Type, "PRIVATE") {
+				return cfg, usageError{fmt.Errorf("--jwt-public-key: %s holds a private key (%s); give its public key instead, e.g. openssl rsa -in key.pem -pubout -out public.pem", o.jwtPublicKey, block.Type)}
 			}
 			key, err := x509.ParsePKIXPublicKey(block.Bytes)
+			if err != nil && block.Type == "RSA PUBLIC KEY" {
+				key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+			}
 			if err != nil {
-				return cfg, fmt.Errorf("--jwt-public-key: %w", err)
+				return cfg, usageError{fmt.Errorf("--jwt-public-key: %s: %w", o.jwtPublicKey, err)}
 			}
 			var ok bool
 			if pub, ok = key.(*rsa.PublicKey); !ok {
-				return cfg, errors.New("--jwt-public-key: not an RSA public key")
+				return cfg, usageError{fmt.Errorf("--jwt-public-key: %s holds a %T key; RS256 needs an RSA public key", o.jwtPublicKey, key)}
 			}
 		}
 		j, err := server.NewJWT(secret, pub)
@@ -279,6 +438,10 @@ func serve(args []string) error {
 		return err
 	}
 	defer log.Sync()
+	// go-redis prints its own lines to stderr (dial retries, …): route
+	// them into the log at debug level; errors that matter come back to
+	// us as values and are logged once.
+	redis.SetLogger(redisLogger{log.Named("go-redis")})
 	cfg, err := config(o, log)
 	if err != nil {
 		return err
@@ -288,6 +451,9 @@ func serve(args []string) error {
 		return err
 	}
 	log.Info("memory limit", zap.Int64("bytes", limit), zap.String("source", source))
+	if err := checkRedis(o); err != nil {
+		return err
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
@@ -328,4 +494,54 @@ func (n *natsOptions) flags(fs *flag.FlagSet) {
 
 func (n *natsOptions) apply(cfg *server.Config) {
 	cfg.NATSURL, cfg.NATSPrefix, cfg.NATSMaxAge, cfg.NATSMaxMsgs = n.url, n.prefix, n.maxAge, n.maxMsgs
+}
+
+// checkRedis pings the backplane's Redis once before the server starts, so
+// an unreachable or misnamed Redis is one clear error, not a stream of
+// retry logs.
+func checkRedis(o *options) error {
+	if !strings.HasPrefix(o.backplane, "redis") {
+		return nil
+	}
+	var client redis.UniversalClient
+	if strings.Contains(o.redisURL, "addr=") {
+		opts, err := redis.ParseClusterURL(o.redisURL)
+		if err != nil {
+			return usageError{fmt.Errorf("--redis-url: %w", err)}
+		}
+		opts.MaxRetries = -1
+		client = redis.NewClusterClient(opts)
+	} else {
+		opts, err := redis.ParseURL(o.redisURL)
+		if err != nil {
+			return usageError{fmt.Errorf("--redis-url: %w", err)}
+		}
+		opts.MaxRetries = -1
+		client = redis.NewClient(opts)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("--redis-url %s: Redis not reachable: %w", redact(o.redisURL), err)
+	}
+	return nil
+}
+
+// redact hides a Redis URL's password.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// redisLogger passes go-redis's internal messages to zap at debug level.
+type redisLogger struct{ log *zap.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if ce := l.log.Check(zap.DebugLevel, "go-redis"); ce != nil {
+		ce.Write(zap.String("detail", fmt.Sprintf(format, v...)))
+	}
 }
