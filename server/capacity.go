@@ -29,34 +29,33 @@ const codeAtCapacity = 4
 // capacityMessage is the message of that refusal.
 const capacityMessage = "server at capacity (max connections reached), retry later or elsewhere"
 
-// liveSessions is the number of Engine.IO sessions this server holds.
-func (srv *Server) liveSessions() int {
-	return srv.engine.Len()
+// admit runs before the connection layer opens a new connection (the
+// clients.Config.AllowRequest hook): a server at MaxConnections, or over
+// the connection rate limit, refuses it with HTTP 503, Retry-After and an
+// Engine.IO error body, and counts the refusal by reason. Requests of open
+// connections never come here. The capacity check is not a reservation:
+// handshakes in flight at the same moment may overshoot the bound by their
+// number.
+func (srv *Server) admit(w http.ResponseWriter, _ *http.Request) bool {
+	switch {
+	case srv.cfg.MaxConnections > 0 && srv.engine.Len() >= srv.cfg.MaxConnections:
+		srv.refuse(w, rejectMaxConnections, capacityMessage)
+		return false
+	case srv.limiter != nil && !srv.limiter.Allow():
+		srv.refuse(w, rejectRateLimit, "too many new connections, retry later")
+		return false
+	}
+	return true
 }
 
-// limitConnections refuses new handshakes (Engine.IO requests without a
-// sid) while MaxConnections sessions are open: HTTP 503, an Engine.IO
-// error body and Retry-After. Requests of existing sessions pass. The
-// check is not a reservation: handshakes in flight at the same moment may
-// overshoot the bound by their number.
-func (srv *Server) limitConnections(next http.Handler) http.Handler {
-	max := srv.cfg.MaxConnections
-	if max <= 0 {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodOptions || r.URL.Query().Get("sid") != "" || srv.liveSessions() < max {
-			next.ServeHTTP(w, r)
-			return
-		}
-		srv.metrics.rejected.WithLabelValues(rejectMaxConnections).Inc()
-		srv.cors(w, r)
-		w.Header().Set("Retry-After", "1")
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		b, _ := json.Marshal(map[string]any{"code": codeAtCapacity, "message": capacityMessage})
-		w.Write(b)
-	})
+// refuse answers a refused handshake (CORS headers are already set).
+func (srv *Server) refuse(w http.ResponseWriter, reason, message string) {
+	srv.metrics.rejected.WithLabelValues(reason).Inc()
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	b, _ := json.Marshal(map[string]any{"code": codeAtCapacity, "message": message})
+	w.Write(b)
 }
 
 // Memory limit sources, as SetMemoryLimit reports them.

@@ -50,7 +50,7 @@ func TestMaxConnectionsRefusesHandshakes(t *testing.T) {
 	}
 	// One leaves, one more may come.
 	a.ws.Close()
-	waitFor(t, func() bool { return srv.liveSessions() < 2 })
+	waitFor(t, func() bool { return srv.engine.Len() < 2 })
 	dialRaw(t, addr, 0)
 }
 
@@ -178,4 +178,27 @@ func containsLine(text, line string) bool {
 		}
 	}
 	return false
+}
+
+// The connection rate limit refuses through the same path as the capacity
+// bound: 503, Retry-After, an Engine.IO error body a client can read.
+func TestConnectRateRefusesWithEngineIOError(t *testing.T) {
+	srv, addr := startServer(t, Config{ConnectRate: 0.001, ConnectBurst: 1})
+	dialRaw(t, addr, 0) // takes the one token
+	res, err := http.Get("http://" + addr + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Code    int
+		Message string
+	}
+	json.NewDecoder(res.Body).Decode(&body)
+	res.Body.Close()
+	if res.StatusCode != 503 || body.Code != codeAtCapacity || !strings.Contains(body.Message, "too many new connections") || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("handshake over the rate: %d %+v", res.StatusCode, body)
+	}
+	if v := testutil.ToFloat64(srv.metrics.rejected.WithLabelValues(rejectRateLimit)); v != 1 {
+		t.Fatalf("rejected{reason=rate limit} = %v, want 1", v)
+	}
 }

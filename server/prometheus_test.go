@@ -109,7 +109,7 @@ func TestDashboardQueries(t *testing.T) {
 	c := dialRaw(t, addr, 0)
 	c.connect("/")
 	c.ws.Close()
-	waitFor(t, func() bool { return srv.liveSessions() == 0 })
+	waitFor(t, func() bool { return srv.engine.Len() == 0 })
 	exported := exportedMetrics(t, addr)
 	for _, q := range qs {
 		names := metricName.FindAllString(q, -1)
@@ -343,5 +343,5 @@ func TestPrometheusChurnAlert(t *testing.T) {
 	}
 	t.Logf("%s fired after %d connections (%.0f connects/s with the alert checks between batches)", alert, total, float64(total)/time.Since(start).Seconds())
 	// The storm left no sessions behind.
-	waitFor(t, func() bool { return srv.liveSessions() == 0 })
+	waitFor(t, func() bool { return srv.engine.Len() == 0 })
 }

@@ -110,7 +110,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	srv.engine = clients.New(srv.engineConfig(), srv.nsps)
 	srv.mux = http.NewServeMux()
-	srv.mux.Handle(cfg.Path, srv.limitConnections(http.HandlerFunc(srv.serveEngine)))
+	srv.mux.HandleFunc(cfg.Path, srv.serveEngine)
 	srv.mux.Handle("/api/", srv.apiHandler())
 	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	srv.mux.HandleFunc("GET /readyz", srv.serveReady)
@@ -141,15 +141,7 @@ func (srv *Server) engineConfig() clients.Config {
 		MaxPayload:     cfg.MaxPayload,
 		Queue:          cfg.Queue,
 		CheckOrigin:    srv.originAllowed,
-		AllowRequest: func(w http.ResponseWriter, _ *http.Request) bool {
-			if srv.limiter != nil && !srv.limiter.Allow() {
-				m.rejected.WithLabelValues("rate limit").Inc()
-				w.Header().Set("Retry-After", "1")
-				http.Error(w, "too many new connections, retry later", http.StatusServiceUnavailable)
-				return false
-			}
-			return true
-		},
+		AllowRequest:   srv.admit,
 		Logger: cfg.Logger,
 		Stats: clients.Stats{
 			Dropped:   m.queueStats.Dropped,
