@@ -15,6 +15,10 @@ import (
 	"github.com/roomcast/roomcast/clients"
 )
 
+// testHookConnecting, set by tests, runs when a socket is in its
+// client's map but not yet ready.
+var testHookConnecting func(*Client)
+
 // Client is the socket layer of one connection: it decodes packets and
 // routes them to the connection's sockets (one per namespace). It is the
 // connection's clients.Receiver: its Text, Binary and Close methods are
@@ -235,8 +239,14 @@ func (c *Client) connect(p *packet) {
 		n.adapter.LeaveAll(s.id)
 		return
 	}
+	s.mu.Lock()
+	s.restored = restored
+	s.mu.Unlock()
 	c.sockets[p.nsp] = s
 	c.mu.Unlock()
+	if testHookConnecting != nil {
+		testHookConnecting(c)
+	}
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()
 	}

@@ -75,3 +75,42 @@ func TestRefusedRecoveryKeepsTheSession(t *testing.T) {
 		t.Fatalf("middleware saw %v, want %v", calls, want)
 	}
 }
+
+// A connection that closes while its socket is being recovered (in the
+// client's map, its CONNECT not yet answered) puts the session back: the
+// next attempt recovers it, with what was sent meanwhile.
+func TestCloseWhileRecoveringKeepsTheSession(t *testing.T) {
+	srv := New(Config{RecoveryWindow: time.Minute})
+	defer srv.Close()
+	srv.Of("/").OnConnection(func(s *Socket) {
+		if !s.Recovered() {
+			s.Join("room")
+		}
+	})
+	emit := func(i int) { srv.Of("/").To("room").Emit(context.Background(), "m", i) }
+
+	p, ack := connectPeer(t, srv, "/", `{}`)
+	var first struct{ Sid, Pid string }
+	json.Unmarshal([]byte(ack[1:]), &first)
+	emit(0)
+	var args []any
+	json.Unmarshal([]byte(p.conn.texts()[0][1:]), &args)
+	offset := args[len(args)-1].(string)
+	p.c.Close(clients.ReasonTransportClose)
+	emit(1)
+
+	auth := fmt.Sprintf(`{"pid":%q,"offset":%q}`, first.Pid, offset)
+	testHookConnecting = func(c *Client) { c.Close(clients.ReasonTransportClose) }
+	connectPeer(t, srv, "/", auth)
+	testHookConnecting = nil
+	emit(2)
+	q, ack := connectPeer(t, srv, "/", auth)
+	var second struct{ Sid, Pid string }
+	json.Unmarshal([]byte(ack[1:]), &second)
+	if second.Sid != first.Sid {
+		t.Fatalf("not recovered after a connection closed while recovering: %q", ack)
+	}
+	if len(q.rest) != 2 || !strings.HasPrefix(q.rest[0], `2["m",1,`) || !strings.HasPrefix(q.rest[1], `2["m",2,`) {
+		t.Fatalf("missed %v, want m 1 and m 2", q.rest)
+	}
+}

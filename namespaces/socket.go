@@ -100,6 +100,9 @@ type Socket struct {
 	cancel     context.CancelFunc
 	base       string // recovery offset when the socket connected
 	floor      string // recovered sockets: see connected
+	// restored is the session a recovered socket came from, until it is
+	// ready: closed before that, the socket puts it back.
+	restored *adapter.Session
 }
 
 type earlyPacket struct {
@@ -365,6 +368,7 @@ func (s *Socket) connected(missed []*adapter.Message, clientOffset string) {
 	}
 	s.early = nil
 	s.ready = true
+	s.restored = nil
 }
 
 // handleEvent runs middleware and the handler of an incoming event.
@@ -431,6 +435,8 @@ func (s *Socket) closeWith(reason Reason) {
 	}
 	s.closed = true
 	wasReady := s.ready
+	restored := s.restored
+	s.restored = nil
 	s.early = nil
 	handlers := s.onDisc
 	data := s.data
@@ -441,9 +447,15 @@ func (s *Socket) closeWith(reason Reason) {
 		cancel()
 	}
 	n := s.nsp
-	if wasReady && reason.Recoverable() && n.srv.cfg.RecoveryWindow > 0 {
+	switch {
+	case !reason.Recoverable() || n.srv.cfg.RecoveryWindow <= 0:
+	case wasReady:
 		rooms := n.adapter.Rooms(s.id)
 		n.adapter.SaveSession(&adapter.Session{ID: s.id, PID: s.pid, Rooms: rooms, Data: data, Base: s.base})
+	case restored != nil:
+		// Closed while recovering, before the client heard of it: the
+		// session goes back as it was, for the next attempt.
+		n.adapter.SaveSession(restored)
 	}
 	n.remove(s)
 	n.adapter.LeaveAll(s.id)
