@@ -289,7 +289,7 @@ func (n *natsNode) serverCount() int {
 func (n *natsNode) close() error {
 	n.pub.stop()
 	n.heartbeat(cmAdapterClose)
-	n.nc.Flush()
+	n.nc.FlushTimeout(time.Second)
 	n.cancel()
 	n.nc.Close()
 	n.wg.Wait()

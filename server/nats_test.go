@@ -146,7 +146,7 @@ func TestNATSOutage(t *testing.T) {
 				return testutil.ToFloat64(srvs[0].metrics.backplaneErrors.WithLabelValues("subscribe")) > 0
 			})
 			for i := 0; i < 5; i++ {
-				srvs[0].Of("/").Local().To("r").Emit(ctx, "during", i)
+				srvs[0].To("r").Emit(ctx, "during", i)
 				a.expect(fmt.Sprintf(`"during",%d`, i))
 			}
 			if g := runtime.NumGoroutine(); g > goroutines+20 {
