@@ -601,3 +601,53 @@ func TestNATSJetStreamNodeResumes(t *testing.T) {
 	a.To("r").Emit(ctx, "m", 21)
 	cb.next(`^42\["m",21\]$`)
 }
+
+// Hostile messages on every subject the NATS nodes hear (and in the
+// JetStream stream) are skipped and counted; the nodes go on.
+func TestNATSHostileMessages(t *testing.T) {
+	for _, bp := range natsBackplanes {
+		t.Run(bp, func(t *testing.T) {
+			ns := startNATS(t)
+			srvs, addrs := clusterAt(t, ns.url(), 2, Config{Backplane: bp, RecoveryWindow: time.Minute})
+			ctx := context.Background()
+			var cl []*rawClient
+			for _, a := range addrs {
+				c := dialRaw(t, a, 0)
+				c.connect("/")
+				c.join("r")
+				cl = append(cl, c)
+			}
+			waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 2 })
+			nc, err := nats.Connect(ns.url())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			tok := func(s string) string { return "n" + base64.RawURLEncoding.EncodeToString([]byte(s)) }
+			subjects := []string{adapter.DefaultNATSPrefix + "." + tok("/") + ".all", adapter.DefaultNATSPrefix + "._hb"}
+			if bp == "nats" {
+				subjects = append(subjects, roomSubject("/", "r"))
+			} else {
+				subjects = append(subjects, adapter.DefaultNATSPrefix+".js."+tok("/"))
+			}
+			n := 0.0
+			for name, p := range hostilePayloads() {
+				if len(p) > 1<<20 {
+					continue // past NATS's max_payload: the server refuses it
+				}
+				for _, subj := range subjects {
+					if err := nc.Publish(subj, p); err != nil {
+						t.Fatalf("%s on %s: %v", name, subj, err)
+					}
+					nc.Flush()
+					n++
+					counted(t, srvs, n)
+				}
+			}
+			srvs[0].To("r").Emit(ctx, "still", 1)
+			for _, c := range cl {
+				c.expect(`^42\["still",1`)
+			}
+		})
+	}
+}
