@@ -102,11 +102,12 @@ func newNATSNode(cfg NATSConfig, name string) (*natsNode, error) {
 				n.fail("subscribe", fmt.Errorf("disconnected: %w", err))
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) {
+		nats.ReconnectHandler(func(nc *nats.Conn) {
 			n.log.Info("nats connection restored")
 			// The subscriptions are restored by the client; say hello again
-			// so the others count this node at once.
-			n.heartbeat(cmInitialHeartbeat)
+			// so the others count this node at once. (nc, not n.nc: after a
+			// failed first connect this runs before Connect returns.)
+			n.heartbeatOn(nc, cmInitialHeartbeat)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			n.fail("subscribe", err)
@@ -220,9 +221,11 @@ func (n *natsNode) receive() {
 
 // heartbeat publishes the node's presence (typ cmInitialHeartbeat asks
 // the others to answer at once, cmAdapterClose says goodbye).
-func (n *natsNode) heartbeat(typ int) {
+func (n *natsNode) heartbeat(typ int) { n.heartbeatOn(n.nc, typ) }
+
+func (n *natsNode) heartbeatOn(nc *nats.Conn, typ int) {
 	b, _ := json.Marshal(map[string]any{"uid": n.uid, "type": typ})
-	if err := n.nc.Publish(n.heartbeatSubject(), b); err != nil && n.ctx.Err() == nil {
+	if err := nc.Publish(n.heartbeatSubject(), b); err != nil && n.ctx.Err() == nil {
 		n.fail("publish", err)
 	}
 }
