@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,6 +59,9 @@ type natsNode struct {
 	routes *routes
 	in     chan *nats.Msg
 	pub    *jobs
+
+	// unflushed: a subscription was made that the server may not have yet.
+	unflushed atomic.Bool
 
 	mu   sync.Mutex
 	subs map[string]*nats.Subscription // by subject
@@ -178,6 +182,16 @@ func (n *natsNode) subscribe(subject string) {
 	}
 	sub.SetPendingLimits(-1, -1) // the shared queue bounds them
 	n.subs[subject] = sub
+	n.unflushed.Store(true)
+}
+
+// settle waits (up to a second, and only while connected) until the
+// server has the subscriptions made so far, so a socket that has joined a
+// room hears the room's broadcasts from other nodes from then on.
+func (n *natsNode) settle() {
+	if n.unflushed.Swap(false) && n.nc.IsConnected() {
+		n.nc.FlushTimeout(time.Second)
+	}
 }
 
 func (n *natsNode) unsubscribe(subject string) {
@@ -345,6 +359,13 @@ func (n *NATSNode) Adapter(nsp string, recv Receiver, window time.Duration) Adap
 type natsAdapter struct {
 	*cluster
 	n *natsNode
+}
+
+// Join adds the socket to rooms; when that subscribes this node to a
+// room's subject, it returns once NATS has the subscription.
+func (a *natsAdapter) Join(id string, rooms ...string) {
+	a.cluster.Join(id, rooms...)
+	a.n.settle()
 }
 
 func (a *natsAdapter) Close() error {
