@@ -8,10 +8,18 @@
 // Receiver.Deliver is called from the broadcasting goroutine (or the
 // backplane's receive loop) and must not block.
 //
-// Nothing read from Redis is trusted: every message decodes through one
-// pure function per kind (decodeBroadcast, decodeRequest, decodeClusterMsg,
-// decodeStreamEntry) within fixed limits on size, nesting and number of
-// values; a message that does not is skipped and reported to
-// RedisConfig.OnError as op "decode". Emitter publishes from outside the
+// Backplanes: Redis pub/sub (RedisNode), Redis sharded pub/sub
+// (ShardedNode), Redis streams (StreamsNode), NATS (NATSNode) and NATS
+// JetStream (JetStreamNode). All but the first speak the cluster protocol
+// (cluster.go) over their own link and receive through one dispatcher
+// (routes); all share one cross-node request tracker (requests.go) and one
+// ordered publisher (publisher.go). OffsetAfter orders the recovery offsets
+// of all of them.
+//
+// Nothing read from a backplane is trusted: every message decodes through
+// one pure function per kind (decodeBroadcast, decodeRequest,
+// decodeClusterMsg, decodeStreamEntry) within fixed limits on size,
+// nesting and number of values; a message that does not is skipped and
+// reported to the node's OnError as op "decode". Emitter publishes from outside the
 // cluster in the format of each backplane.
 package adapter

@@ -187,7 +187,15 @@ type jsLink struct {
 	n *JetStreamNode
 }
 
+// errNATSDown refuses a publish to the stream while the connection is
+// down: waiting for the acknowledgement would hold every later publish
+// (and the local delivery of broadcasts) for the request timeout.
+var errNATSDown = errors.New("nats: not connected")
+
 func (l *jsLink) publish(ctx context.Context, m clusterMsg) (string, error) {
+	if !l.n.nc.IsConnected() {
+		return "", errNATSDown
+	}
 	return jsPublish(ctx, l.n.js, l.n.nc, l.prefix, l.n.subject, m)
 }
 

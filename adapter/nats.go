@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,6 +60,9 @@ type natsNode struct {
 	in     chan *nats.Msg
 	pub    *jobs
 
+	// unflushed: a subscription was made that the server may not have yet.
+	unflushed atomic.Bool
+
 	mu   sync.Mutex
 	subs map[string]*nats.Subscription // by subject
 	seen map[string]time.Time          // other nodes' uids, last heard
@@ -102,11 +106,12 @@ func newNATSNode(cfg NATSConfig, name string) (*natsNode, error) {
 				n.fail("subscribe", fmt.Errorf("disconnected: %w", err))
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) {
+		nats.ReconnectHandler(func(nc *nats.Conn) {
 			n.log.Info("nats connection restored")
 			// The subscriptions are restored by the client; say hello again
-			// so the others count this node at once.
-			n.heartbeat(cmInitialHeartbeat)
+			// so the others count this node at once. (nc, not n.nc: after a
+			// failed first connect this runs before Connect returns.)
+			n.heartbeatOn(nc, cmInitialHeartbeat)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			n.fail("subscribe", err)
@@ -177,6 +182,16 @@ func (n *natsNode) subscribe(subject string) {
 	}
 	sub.SetPendingLimits(-1, -1) // the shared queue bounds them
 	n.subs[subject] = sub
+	n.unflushed.Store(true)
+}
+
+// settle waits (up to a second, and only while connected) until the
+// server has the subscriptions made so far, so a socket that has joined a
+// room hears the room's broadcasts from other nodes from then on.
+func (n *natsNode) settle() {
+	if n.unflushed.Swap(false) && n.nc.IsConnected() {
+		n.nc.FlushTimeout(time.Second)
+	}
 }
 
 func (n *natsNode) unsubscribe(subject string) {
@@ -220,9 +235,11 @@ func (n *natsNode) receive() {
 
 // heartbeat publishes the node's presence (typ cmInitialHeartbeat asks
 // the others to answer at once, cmAdapterClose says goodbye).
-func (n *natsNode) heartbeat(typ int) {
+func (n *natsNode) heartbeat(typ int) { n.heartbeatOn(n.nc, typ) }
+
+func (n *natsNode) heartbeatOn(nc *nats.Conn, typ int) {
 	b, _ := json.Marshal(map[string]any{"uid": n.uid, "type": typ})
-	if err := n.nc.Publish(n.heartbeatSubject(), b); err != nil && n.ctx.Err() == nil {
+	if err := nc.Publish(n.heartbeatSubject(), b); err != nil && n.ctx.Err() == nil {
 		n.fail("publish", err)
 	}
 }
@@ -289,7 +306,7 @@ func (n *natsNode) serverCount() int {
 func (n *natsNode) close() error {
 	n.pub.stop()
 	n.heartbeat(cmAdapterClose)
-	n.nc.Flush()
+	n.nc.FlushTimeout(time.Second)
 	n.cancel()
 	n.nc.Close()
 	n.wg.Wait()
@@ -342,6 +359,13 @@ func (n *NATSNode) Adapter(nsp string, recv Receiver, window time.Duration) Adap
 type natsAdapter struct {
 	*cluster
 	n *natsNode
+}
+
+// Join adds the socket to rooms; when that subscribes this node to a
+// room's subject, it returns once NATS has the subscription.
+func (a *natsAdapter) Join(id string, rooms ...string) {
+	a.cluster.Join(id, rooms...)
+	a.n.settle()
 }
 
 func (a *natsAdapter) Close() error {

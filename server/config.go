@@ -127,8 +127,10 @@ type Config struct {
 	// "redis" (Redis pub/sub, wire-compatible with Node's
 	// @socket.io/redis-adapter), "redis-sharded" (Redis 7 sharded pub/sub,
 	// as its createShardedAdapter; Redis Cluster URLs work), "redis-streams"
-	// (as @socket.io/redis-streams-adapter; recovery across nodes). The
-	// Redis ones need RedisURL.
+	// (as @socket.io/redis-streams-adapter; recovery across nodes), "nats"
+	// (NATS subjects per namespace and room) or "nats-jetstream" (a
+	// JetStream stream; recovery across nodes). The Redis ones need
+	// RedisURL, the NATS ones NATSURL.
 	Backplane string
 	// RedisURL is the Redis of the backplane, e.g. redis://127.0.0.1:6379/0.
 	RedisURL string

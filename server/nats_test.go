@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -145,7 +146,7 @@ func TestNATSOutage(t *testing.T) {
 				return testutil.ToFloat64(srvs[0].metrics.backplaneErrors.WithLabelValues("subscribe")) > 0
 			})
 			for i := 0; i < 5; i++ {
-				srvs[0].Of("/").Local().To("r").Emit(ctx, "during", i)
+				srvs[0].To("r").Emit(ctx, "during", i)
 				a.expect(fmt.Sprintf(`"during",%d`, i))
 			}
 			if g := runtime.NumGoroutine(); g > goroutines+20 {
@@ -496,4 +497,157 @@ func slicesContains(s []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// tcpProxy forwards a port to another; cut closes the listener and every
+// connection, restore listens again on the same port.
+type tcpProxy struct {
+	t      *testing.T
+	port   int
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *tcpProxy {
+	p := &tcpProxy{t: t, port: freePort(t), target: target}
+	p.restore()
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *tcpProxy) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", p.port) }
+
+func (p *tcpProxy) restore() {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p.port))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); io.Copy(u, c); u.Close() }()
+			go func() { defer p.wg.Done(); io.Copy(c, u); c.Close() }()
+		}
+	}()
+}
+
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// A node cut off from NATS while the stream goes on delivers, once it is
+// back, what was published meanwhile, in order, then the new messages.
+func TestNATSJetStreamNodeResumes(t *testing.T) {
+	ns := startNATS(t)
+	proxy := startProxy(t, fmt.Sprintf("127.0.0.1:%d", ns.port))
+	cfg := Config{Backplane: "nats-jetstream", RecoveryWindow: -1}
+	a, addrA := startServer(t, Config{Backplane: cfg.Backplane, RecoveryWindow: -1, NATSURL: ns.url()})
+	b, addrB := startServer(t, Config{Backplane: cfg.Backplane, RecoveryWindow: -1, NATSURL: proxy.url()})
+	ctx := context.Background()
+	ca, cb := dialRaw(t, addrA, 0), dialRaw(t, addrB, 0)
+	ca.connect("/")
+	cb.connect("/")
+	ca.join("r")
+	cb.join("r")
+	waitFor(t, func() bool {
+		return a.Of("/").Adapter().ServerCount(ctx) == 2 && b.Of("/").Adapter().ServerCount(ctx) == 2
+	})
+	a.To("r").Emit(ctx, "m", 0)
+	ca.next(`^42\["m",0\]$`)
+	cb.next(`^42\["m",0\]$`)
+
+	proxy.cut()
+	waitFor(t, func() bool {
+		return testutil.ToFloat64(b.metrics.backplaneErrors.WithLabelValues("subscribe")) > 0
+	})
+	for i := 1; i <= 20; i++ {
+		a.To("r").Emit(ctx, "m", i)
+		ca.next(fmt.Sprintf(`^42\["m",%d\]$`, i))
+	}
+	proxy.restore()
+	for i := 1; i <= 20; i++ {
+		cb.next(fmt.Sprintf(`^42\["m",%d\]$`, i))
+	}
+	a.To("r").Emit(ctx, "m", 21)
+	cb.next(`^42\["m",21\]$`)
+}
+
+// Hostile messages on every subject the NATS nodes hear (and in the
+// JetStream stream) are skipped and counted; the nodes go on.
+func TestNATSHostileMessages(t *testing.T) {
+	for _, bp := range natsBackplanes {
+		t.Run(bp, func(t *testing.T) {
+			ns := startNATS(t)
+			srvs, addrs := clusterAt(t, ns.url(), 2, Config{Backplane: bp, RecoveryWindow: time.Minute})
+			ctx := context.Background()
+			var cl []*rawClient
+			for _, a := range addrs {
+				c := dialRaw(t, a, 0)
+				c.connect("/")
+				c.join("r")
+				cl = append(cl, c)
+			}
+			waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 2 })
+			nc, err := nats.Connect(ns.url())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			tok := func(s string) string { return "n" + base64.RawURLEncoding.EncodeToString([]byte(s)) }
+			subjects := []string{adapter.DefaultNATSPrefix + "." + tok("/") + ".all", adapter.DefaultNATSPrefix + "._hb"}
+			if bp == "nats" {
+				subjects = append(subjects, roomSubject("/", "r"))
+			} else {
+				subjects = append(subjects, adapter.DefaultNATSPrefix+".js."+tok("/"))
+			}
+			n := 0.0
+			for name, p := range hostilePayloads() {
+				if len(p) > 1<<20 {
+					continue // past NATS's max_payload: the server refuses it
+				}
+				for _, subj := range subjects {
+					if err := nc.Publish(subj, p); err != nil {
+						t.Fatalf("%s on %s: %v", name, subj, err)
+					}
+					nc.Flush()
+					n++
+					counted(t, srvs, n)
+				}
+			}
+			srvs[0].To("r").Emit(ctx, "still", 1)
+			for _, c := range cl {
+				c.expect(`^42\["still",1`)
+			}
+		})
+	}
 }
