@@ -135,6 +135,7 @@ func (n *JetStreamNode) read(it jetstream.MessagesContext) {
 			}
 			continue
 		}
+		n.cfg.Stats.received()
 		md, err := m.Metadata()
 		if err != nil {
 			n.fail("decode", err)
@@ -172,6 +173,7 @@ func (n *JetStreamNode) Close() error { return n.close() }
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *JetStreamNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
 	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.queue)
+	c.stats = n.cfg.Stats
 	c.logOffsets = true
 	c.link = &jsLink{natsLink: natsLink{n: n.natsNode, prefix: n.cfg.Prefix, nsp: nsp}, n: n}
 	n.routes.add(nsp, c)

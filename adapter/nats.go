@@ -42,6 +42,8 @@ type NATSConfig struct {
 	OnError func(op string, err error)
 	// Options are added to the connection's options (TLS, credentials).
 	Options []nats.Option
+	// Stats observes the traffic (for metrics). Optional.
+	Stats *Stats
 }
 
 // natsNode is what the NATS backplanes share: the connection, its
@@ -222,6 +224,7 @@ func (n *natsNode) receive() {
 			if !ok {
 				continue
 			}
+			n.cfg.Stats.received()
 			tok, _, _ := strings.Cut(rest, ".")
 			nsp, ok := untoken(tok)
 			if !ok {
@@ -337,6 +340,7 @@ func (n *NATSNode) Close() error { return n.close() }
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *NATSNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
 	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.queue)
+	c.stats = n.cfg.Stats
 	p := n.cfg.Prefix
 	c.link = &natsLink{n: n.natsNode, prefix: p, nsp: nsp}
 	c.Memory.onRoom = func(room string, created, public bool) {

@@ -1,18 +1,24 @@
 package server
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// Every Redis backplane counts what it publishes and receives and times
-// its publishes.
+// Every backplane counts what it publishes and receives and times its
+// publishes.
 func TestBackplaneMessageMetrics(t *testing.T) {
-	for _, bp := range backplanes {
+	for _, bp := range append(append([]string{}, backplanes...), natsBackplanes...) {
 		t.Run(bp, func(t *testing.T) {
-			rs := startRedis(t)
-			srvs, addrs := cluster(t, rs, 2, Config{Backplane: bp, BackplaneCapacity: 5000})
+			var url string
+			if strings.HasPrefix(bp, "nats") {
+				url = startNATS(t).url()
+			} else {
+				url = startRedis(t).url()
+			}
+			srvs, addrs := clusterAt(t, url, 2, Config{Backplane: bp, BackplaneCapacity: 5000})
 			pub, sub := srvs[0], srvs[1]
 			if v := testutil.ToFloat64(pub.metrics.backplaneCap); v != 5000 {
 				t.Fatalf("capacity gauge %v", v)

@@ -10,6 +10,7 @@ func (srv *Server) connectNATS() error {
 		URL:    srv.cfg.NATSURL,
 		Prefix: srv.cfg.NATSPrefix,
 		Logger: srv.log,
+		Stats:  srv.metrics.backplaneStats(),
 		OnError: func(op string, _ error) {
 			srv.metrics.backplaneErrors.WithLabelValues(op).Inc()
 		},

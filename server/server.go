@@ -142,7 +142,7 @@ func (srv *Server) engineConfig() clients.Config {
 		Queue:          cfg.Queue,
 		CheckOrigin:    srv.originAllowed,
 		AllowRequest:   srv.admit,
-		Logger: cfg.Logger,
+		Logger:         cfg.Logger,
 		Stats: clients.Stats{
 			Dropped:   m.queueStats.Dropped,
 			Coalesced: m.queueStats.Coalesced,
