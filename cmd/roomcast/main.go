@@ -446,14 +446,14 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkRedis(o); err != nil {
+		return err
+	}
 	limit, source, err := server.SetMemoryLimit(o.memoryLimit)
 	if err != nil {
 		return err
 	}
 	log.Info("memory limit", zap.Int64("bytes", limit), zap.String("source", source))
-	if err := checkRedis(o); err != nil {
-		return err
-	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err

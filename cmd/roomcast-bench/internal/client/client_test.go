@@ -161,10 +161,18 @@ func TestClientAgainstStubHub(t *testing.T) {
 			_ = resp.Body.Close()
 		}
 		a.StopReading()
-		emit("e1") // wakes the reader, which drops it and parks
+		// The reader parks at its next frame, which it drops: the hub's
+		// next ping (every 30 ms), however late the reader gets to it.
+		// From then on, frames wait unread.
+		deadline := time.Now().Add(safetyNet)
+		for a.Dropped() < 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("the stopped reader never dropped a frame")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		emit("e2")
 		emit("e3")
-		time.Sleep(50 * time.Millisecond)
 		select {
 		case got := <-recA:
 			t.Fatalf("stopped reader delivered %+v", got)

@@ -169,6 +169,7 @@ type Conn struct {
 
 	paused  atomic.Bool
 	resume  chan struct{} // one token per ResumeReading
+	dropped atomic.Int64  // frames dropped because reading was stopped
 	closing atomic.Bool
 	once    sync.Once
 	done    chan struct{}
@@ -343,6 +344,7 @@ func (c *Conn) readLoop() error {
 			return err
 		}
 		if c.paused.Load() {
+			c.dropped.Add(1)
 			continue // stopped while waiting for this frame: drop it
 		}
 		if len(buf) == 0 {
@@ -428,6 +430,10 @@ func (c *Conn) emit(id int64, event string, args [][]byte) error {
 // drops): the client then looks like a stalled consumer (it neither reads
 // nor answers pings) until ResumeReading or Close.
 func (c *Conn) StopReading() { c.paused.Store(true) }
+
+// Dropped is the number of frames the reader dropped because reading was
+// stopped when they arrived.
+func (c *Conn) Dropped() int64 { return c.dropped.Load() }
 
 // ResumeReading undoes StopReading: the reader reads on, and sees the
 // server's close if the server gave up on the stalled client meanwhile.
