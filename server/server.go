@@ -43,6 +43,7 @@ type Server struct {
 	ln       net.Listener
 	lnMu     sync.Mutex
 	ready    chan struct{}
+	admin    atomic.Pointer[admin] // the Admin UI's namespace, when on
 }
 
 // New builds a Server from cfg (see Config for defaults).
@@ -99,7 +100,11 @@ func New(cfg Config) (*Server, error) {
 				}
 				m.connectErrs.WithLabelValues(nsp).Inc()
 			},
-			NamespaceRemoved: m.forgetNamespace,
+			NamespaceRemoved:   m.forgetNamespace,
+			SocketConnected:    srv.adminSocketConnected,
+			SocketDisconnected: srv.adminSocketDisconnected,
+			RoomJoined:         srv.adminRoomJoined,
+			RoomLeft:           srv.adminRoomLeft,
 		},
 	})
 	if cfg.Auth != nil {
@@ -107,6 +112,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Hub.Enabled {
 		srv.installHub()
+	}
+	if cfg.Admin.Enabled {
+		srv.installAdmin()
 	}
 	srv.engine = clients.New(srv.engineConfig(), srv.nsps)
 	srv.mux = http.NewServeMux()
