@@ -93,8 +93,9 @@ type admin struct {
 
 	mu       sync.Mutex
 	sessions map[string]time.Time // session id → expiry
-	viewers  int                  // admin sockets on this node
-	stop     chan struct{}        // closes the stats loop
+
+	stop chan struct{} // closed by Shutdown: ends the stats loop
+	done chan struct{} // closed when the stats loop has ended
 }
 
 // installAdmin serves the Admin UI's namespace (AdminConfig).
@@ -108,7 +109,8 @@ func (srv *Server) installAdmin() {
 	}
 	host, _ := os.Hostname()
 	a := &admin{srv: srv, cfg: cfg, log: srv.log.Named("admin"), started: time.Now(), hostname: host,
-		serverID: cfg.ServerID, sessions: map[string]time.Time{}}
+		serverID: cfg.ServerID, sessions: map[string]time.Time{},
+		stop: make(chan struct{}), done: make(chan struct{})}
 	if a.serverID == "" {
 		a.serverID = host + "#" + srv.id
 	}
@@ -120,6 +122,21 @@ func (srv *Server) installAdmin() {
 	a.nsp.Use(a.authenticate)
 	a.nsp.OnConnection(a.connected)
 	srv.admin.Store(a)
+	// Every node sends its stats, whether or not a page is connected to
+	// it: pages on other nodes receive them through the adapter.
+	go a.statsLoop()
+}
+
+// stopAdmin ends the stats loop (Shutdown).
+func (srv *Server) stopAdmin() {
+	if a := srv.admin.Load(); a != nil {
+		select {
+		case <-a.stop:
+		default:
+			close(a.stop)
+		}
+		<-a.done
+	}
 }
 
 // authenticate is the admin namespace's connect middleware.
@@ -176,28 +193,11 @@ func (a *admin) validSession(id string) bool {
 }
 
 // connected greets an admin page: config, then every socket of every
-// namespace on every node; and it starts the stats loop with the first
-// page on this node.
+// namespace on every node, then this node's stats.
 func (a *admin) connected(s *namespaces.Socket) {
 	for _, ev := range []string{"emit", "join", "leave", "_disconnect"} {
 		s.On(ev, a.command)
 	}
-	s.OnDisconnect(func(namespaces.Reason) {
-		a.mu.Lock()
-		a.viewers--
-		if a.viewers == 0 && a.stop != nil {
-			close(a.stop)
-			a.stop = nil
-		}
-		a.mu.Unlock()
-	})
-	a.mu.Lock()
-	a.viewers++
-	if a.stop == nil {
-		a.stop = make(chan struct{})
-		go a.statsLoop(a.stop)
-	}
-	a.mu.Unlock()
 	ctx := s.Context()
 	_ = s.Emit(ctx, "config", map[string]any{"supportedFeatures": a.features})
 	// Fetching waits for the other nodes: not on the connection's
@@ -206,6 +206,7 @@ func (a *admin) connected(s *namespaces.Socket) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		_ = s.Emit(ctx, "all_sockets", a.allSockets(ctx))
+		_ = s.Emit(ctx, "server_stats", a.stats())
 	}()
 }
 
@@ -296,15 +297,16 @@ func (a *admin) broadcast(event string, args ...any) {
 	}
 }
 
-func (a *admin) statsLoop(stop chan struct{}) {
+func (a *admin) statsLoop() {
+	defer close(a.done)
 	t := time.NewTicker(a.cfg.StatsInterval)
 	defer t.Stop()
 	for {
-		a.broadcast("server_stats", a.stats())
 		select {
-		case <-stop:
+		case <-a.stop:
 			return
 		case <-t.C:
+			a.broadcast("server_stats", a.stats())
 		}
 	}
 }

@@ -272,6 +272,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.closeOps()
 	// Wait for the transports to end (bounded by ctx).
 	srv.engine.Wait(ctx)
+	srv.stopAdmin()
 	srv.nsps.Close()
 	srv.engine.Close()
 	if srv.node != nil {
