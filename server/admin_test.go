@@ -100,7 +100,7 @@ func TestAdminLoginConfigSocketsDisconnect(t *testing.T) {
 
 	// A session id logs in again without the password.
 	again := dialRaw(t, addr, 0)
-	if got := adminConnect(again, `{"sessionId":` + string(session[0]) + `}`); !strings.HasPrefix(got, "40/admin,") {
+	if got := adminConnect(again, `{"sessionId":`+string(session[0])+`}`); !strings.HasPrefix(got, "40/admin,") {
 		t.Fatalf("session login: %q", got)
 	}
 	again.ws.Close()
