@@ -139,6 +139,24 @@ func (srv *Server) stopAdmin() {
 	}
 }
 
+// exceptAdmin skips mw on the admin namespace, which has its own
+// credentials (the UI sends no token).
+func (srv *Server) exceptAdmin(mw namespaces.ConnectMiddleware) namespaces.ConnectMiddleware {
+	if !srv.cfg.Admin.Enabled {
+		return mw
+	}
+	name := srv.cfg.Admin.Namespace
+	if name == "" {
+		name = DefaultAdminNamespace
+	}
+	return func(s *namespaces.Socket) error {
+		if s.Namespace().Name() == name {
+			return nil
+		}
+		return mw(s)
+	}
+}
+
 // authenticate is the admin namespace's connect middleware.
 func (a *admin) authenticate(s *namespaces.Socket) error {
 	auth := s.Handshake().Auth

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/roomcast/roomcast/namespaces"
 )
 
 func adminConfig(t testing.TB, readOnly bool) Config {
@@ -184,5 +186,24 @@ func TestAdminSessionsBounded(t *testing.T) {
 	}
 	if a.validSession(first) {
 		t.Error("the oldest session outlived the bound")
+	}
+}
+
+// With client authentication on (JWT), the admin namespace keeps its own
+// credentials: the UI sends no token.
+func TestAdminBesideClientAuth(t *testing.T) {
+	cfg := adminConfig(t, false)
+	cfg.Auth = AuthenticatorFunc(func(map[string]any, namespaces.Handshake) (Identity, error) {
+		return Identity{}, errors.New("no token")
+	})
+	_, addr := startServer(t, cfg)
+	if got := dialRaw(t, addr, 0).connect("/"); !strings.HasPrefix(got, "44{") {
+		t.Fatalf("client without token: %q", got)
+	}
+	if got := adminConnect(dialRaw(t, addr, 0), `{"username":"admin","password":"pw"}`); !strings.HasPrefix(got, "40/admin,") {
+		t.Fatalf("admin: %q", got)
+	}
+	if got := adminConnect(dialRaw(t, addr, 0), `{"username":"admin","password":"no"}`); got != `44/admin,{"message":"invalid credentials"}` {
+		t.Fatalf("admin with a wrong password: %q", got)
 	}
 }

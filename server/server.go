@@ -108,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 		},
 	})
 	if cfg.Auth != nil {
-		srv.nsps.Use(authMiddleware(cfg.Auth))
+		srv.nsps.Use(srv.exceptAdmin(authMiddleware(cfg.Auth)))
 	}
 	if cfg.Hub.Enabled {
 		srv.installHub()
