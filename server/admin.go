@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
 
 	"github.com/roomcast/roomcast/namespaces"
 )
@@ -39,6 +40,11 @@ const (
 	// kept (the oldest goes first).
 	adminSessionTTL  = 24 * time.Hour
 	adminMaxSessions = 1000
+	// adminLoginRate and adminLoginBurst bound the password checks of a
+	// node (each costs a bcrypt comparison, ~50 ms of CPU at cost 10):
+	// unauthenticated clients cannot keep a core busy with them.
+	adminLoginRate  = 5 // per second
+	adminLoginBurst = 20
 )
 
 // AdminConfig turns on the Admin UI's namespace. Off by default.
@@ -79,7 +85,10 @@ func (c AdminConfig) check() error {
 	return nil
 }
 
-var errAdminCredentials = errors.New("invalid credentials") // the message the UI recognizes
+var (
+	errAdminCredentials = errors.New("invalid credentials") // the message the UI recognizes
+	errAdminTooMany     = errors.New("too many login attempts, try again later")
+)
 
 type admin struct {
 	srv      *Server
@@ -90,6 +99,8 @@ type admin struct {
 	started  time.Time
 	serverID string
 	hostname string
+
+	logins *rate.Limiter // password checks
 
 	mu       sync.Mutex
 	sessions map[string]time.Time // session id → expiry
@@ -110,7 +121,7 @@ func (srv *Server) installAdmin() {
 	host, _ := os.Hostname()
 	a := &admin{srv: srv, cfg: cfg, log: srv.log.Named("admin"), started: time.Now(), hostname: host,
 		serverID: cfg.ServerID, sessions: map[string]time.Time{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), logins: rate.NewLimiter(adminLoginRate, adminLoginBurst)}
 	if a.serverID == "" {
 		a.serverID = host + "#" + srv.id
 	}
@@ -162,6 +173,10 @@ func (a *admin) authenticate(s *namespaces.Socket) error {
 	auth := s.Handshake().Auth
 	if id, ok := auth["sessionId"].(string); ok && a.validSession(id) {
 		return nil
+	}
+	if !a.logins.Allow() {
+		a.log.Warn("admin login refused: too many attempts", zap.String("address", s.Handshake().Address))
+		return errAdminTooMany
 	}
 	user, _ := auth["username"].(string)
 	pass, _ := auth["password"].(string)

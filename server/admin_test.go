@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
 
 	"github.com/roomcast/roomcast/namespaces"
 )
@@ -205,5 +206,24 @@ func TestAdminBesideClientAuth(t *testing.T) {
 	}
 	if got := adminConnect(dialRaw(t, addr, 0), `{"username":"admin","password":"no"}`); got != `44/admin,{"message":"invalid credentials"}` {
 		t.Fatalf("admin with a wrong password: %q", got)
+	}
+}
+
+// Password checks are rate limited per node: a client cannot keep a core
+// busy with bcrypt comparisons.
+func TestAdminLoginAttemptsBounded(t *testing.T) {
+	srv, addr := startServer(t, adminConfig(t, false))
+	srv.admin.Load().logins = rate.NewLimiter(rate.Every(time.Hour), 2)
+	c := dialRaw(t, addr, 0)
+	for i, want := range []string{"invalid credentials", "invalid credentials", "too many login attempts, try again later"} {
+		if got := adminConnect(c, `{"username":"admin","password":"guess"}`); got != `44/admin,{"message":"`+want+`"}` {
+			t.Fatalf("attempt %d: %q", i, got)
+		}
+	}
+	// A session id is not a password check: it still works.
+	ok := dialRaw(t, addr, 0)
+	id := srv.admin.Load().newSession()
+	if got := adminConnect(ok, `{"sessionId":"`+id+`"}`); !strings.HasPrefix(got, "40/admin,") {
+		t.Fatalf("session login: %q", got)
 	}
 }
