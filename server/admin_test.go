@@ -227,3 +227,17 @@ func TestAdminLoginAttemptsBounded(t *testing.T) {
 		t.Fatalf("session login: %q", got)
 	}
 }
+
+// The cost the admin UI adds to each socket connect when it is on (the
+// socket_connected event: serialize, encode, adapter), with no page open.
+func BenchmarkAdminSocketConnectedEvent(b *testing.B) {
+	srv, addr := startServer(b, adminConfig(b, false))
+	c := dialRaw(b, addr, 0)
+	var conn struct{ Sid string }
+	json.Unmarshal([]byte(strings.TrimPrefix(c.connect("/"), "40")), &conn)
+	s := srv.Of("/").Socket(conn.Sid)
+	b.ReportAllocs()
+	for b.Loop() {
+		srv.adminSocketConnected(s)
+	}
+}
