@@ -273,15 +273,39 @@ func (b *Broadcast) FetchSockets(ctx context.Context) ([]adapter.SocketInfo, err
 // for adapters that can report a failed request, and nil with the adapters
 // of this module (which log and count backplane failures).
 func (b *Broadcast) Join(rooms ...string) error {
+	local := b.observed(b.nsp.srv.cfg.Hooks.RoomJoined)
 	b.nsp.adapter.AddSockets(b.opts(), rooms)
+	b.report(b.nsp.srv.cfg.Hooks.RoomJoined, local, rooms)
 	return nil
 }
 
 // Leave makes the selected sockets, on every node, leave rooms. Errors:
 // see Join.
 func (b *Broadcast) Leave(rooms ...string) error {
+	local := b.observed(b.nsp.srv.cfg.Hooks.RoomLeft)
 	b.nsp.adapter.DelSockets(b.opts(), rooms)
+	b.report(b.nsp.srv.cfg.Hooks.RoomLeft, local, rooms)
 	return nil
+}
+
+// observed lists the local sockets a Join or Leave selects, when a room
+// hook wants them (before the change: a Leave may empty the selection).
+func (b *Broadcast) observed(hook func(nsp, room, sid string)) []string {
+	if hook == nil || b.nsp.adapter == nil {
+		return nil
+	}
+	return b.nsp.adapter.Sockets(b.opts())
+}
+
+func (b *Broadcast) report(hook func(nsp, room, sid string), ids, rooms []string) {
+	if hook == nil {
+		return
+	}
+	for _, id := range ids {
+		for _, room := range rooms {
+			hook(b.nsp.name, room, id)
+		}
+	}
 }
 
 // Disconnect disconnects the selected sockets on every node; with

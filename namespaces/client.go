@@ -254,6 +254,9 @@ func (c *Client) connect(p *packet) {
 	if h := c.srv.cfg.Hooks.Connect; h != nil {
 		h(n.name)
 	}
+	if h := c.srv.cfg.Hooks.SocketConnected; h != nil {
+		h(s)
+	}
 	if ce := n.log.Check(zap.DebugLevel, "socket connected"); ce != nil {
 		ce.Write(zap.String("sid", s.id), zap.Bool("recovered", s.recovered), zap.Int("missed", len(missed)))
 	}

@@ -73,6 +73,20 @@ type Hooks struct {
 	// NamespaceRemoved observes the removal of an empty dynamic namespace,
 	// after every other hook of its sockets ran.
 	NamespaceRemoved func(nsp string)
+	// SocketConnected observes a socket once it is connected (after
+	// Connect, before the namespace's connection handlers);
+	// SocketDisconnected once it has left its namespace and rooms (after
+	// Disconnect). For observers that need the socket itself (its id,
+	// handshake, transport), such as an admin view.
+	SocketConnected    func(s *Socket)
+	SocketDisconnected func(s *Socket, reason Reason)
+	// RoomJoined and RoomLeft observe the room changes this node makes to
+	// its own sockets through Socket.Join, Socket.Leave and
+	// Broadcast.Join/Leave; changes other nodes ask for through the
+	// backplane, and the rooms a disconnecting socket leaves, are not
+	// reported.
+	RoomJoined func(nsp, room, sid string)
+	RoomLeft   func(nsp, room, sid string)
 }
 
 // Server is the set of namespaces of one roomcast server.

@@ -210,6 +210,11 @@ func (s *Socket) Join(rooms ...string) error {
 		return ErrSocketDisconnected
 	}
 	s.nsp.adapter.Join(s.id, rooms...)
+	if h := s.nsp.srv.cfg.Hooks.RoomJoined; h != nil {
+		for _, room := range rooms {
+			h(s.nsp.name, room, s.id)
+		}
+	}
 	return nil
 }
 
@@ -222,6 +227,9 @@ func (s *Socket) Leave(room string) error {
 		return ErrSocketDisconnected
 	}
 	s.nsp.adapter.Leave(s.id, room)
+	if h := s.nsp.srv.cfg.Hooks.RoomLeft; h != nil {
+		h(s.nsp.name, room, s.id)
+	}
 	return nil
 }
 
@@ -463,6 +471,9 @@ func (s *Socket) closeWith(reason Reason) {
 	if wasReady {
 		if h := n.srv.cfg.Hooks.Disconnect; h != nil {
 			h(n.name, reason)
+		}
+		if h := n.srv.cfg.Hooks.SocketDisconnected; h != nil {
+			h(s, reason)
 		}
 		for _, fn := range handlers {
 			fn(reason)

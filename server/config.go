@@ -188,6 +188,10 @@ type Config struct {
 	// next to the hub; the server's own routes win). "": none.
 	StaticDir string
 
+	// Admin serves the Socket.IO Admin UI's namespace (AdminConfig). Off
+	// by default.
+	Admin AdminConfig
+
 	// Logger: nil means no logs.
 	Logger *zap.Logger
 	// Registry receives the metrics. nil: a new registry (served at /metrics).
@@ -281,6 +285,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: connect rate, connect burst and drain window must not be negative", ErrBadConfig)
 	}
 	if err := c.checkOps(); err != nil {
+		return c, err
+	}
+	if err := c.Admin.check(); err != nil {
 		return c, err
 	}
 	return c, nil

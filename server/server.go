@@ -43,6 +43,7 @@ type Server struct {
 	ln       net.Listener
 	lnMu     sync.Mutex
 	ready    chan struct{}
+	admin    atomic.Pointer[admin] // the Admin UI's namespace, when on
 }
 
 // New builds a Server from cfg (see Config for defaults).
@@ -99,14 +100,21 @@ func New(cfg Config) (*Server, error) {
 				}
 				m.connectErrs.WithLabelValues(nsp).Inc()
 			},
-			NamespaceRemoved: m.forgetNamespace,
+			NamespaceRemoved:   m.forgetNamespace,
+			SocketConnected:    srv.adminSocketConnected,
+			SocketDisconnected: srv.adminSocketDisconnected,
+			RoomJoined:         srv.adminRoomJoined,
+			RoomLeft:           srv.adminRoomLeft,
 		},
 	})
 	if cfg.Auth != nil {
-		srv.nsps.Use(authMiddleware(cfg.Auth))
+		srv.nsps.Use(srv.exceptAdmin(authMiddleware(cfg.Auth)))
 	}
 	if cfg.Hub.Enabled {
 		srv.installHub()
+	}
+	if cfg.Admin.Enabled {
+		srv.installAdmin()
 	}
 	srv.engine = clients.New(srv.engineConfig(), srv.nsps)
 	srv.mux = http.NewServeMux()
@@ -256,6 +264,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.closeOps()
 	// Wait for the transports to end (bounded by ctx).
 	srv.engine.Wait(ctx)
+	srv.stopAdmin()
 	srv.nsps.Close()
 	srv.engine.Close()
 	if srv.node != nil {

@@ -121,6 +121,10 @@ type options struct {
 	memoryLimit, statsdAddr, statsdPrefix string
 	serveClient                           bool
 	clientDir, staticDir                  string
+	// The Socket.IO Admin UI.
+	adminUI, adminReadOnly  bool
+	adminUser, adminHash    string
+	adminNamespace, adminID string
 }
 
 func parse(args []string) (*options, error) {
@@ -171,6 +175,12 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.serveClient, "serve-client", true, "serve the socket.io browser client at <path>socket.io.js (and .min.js, .esm.min.js, .map)")
 	fs.StringVar(&o.staticDir, "static", "", "directory of files (a web page) to serve at / next to the hub")
 	fs.StringVar(&o.clientDir, "client-dir", "", "directory with socket.io-client's dist/ files to serve instead of the ones built in")
+	fs.BoolVar(&o.adminUI, "admin-ui", false, "serve the Socket.IO Admin UI's namespace (needs --admin-user and --admin-password-hash)")
+	fs.StringVar(&o.adminUser, "admin-user", "", "Admin UI user name")
+	fs.StringVar(&o.adminHash, "admin-password-hash", "", "bcrypt hash of the Admin UI password (htpasswd -nbBC 10 USER PASS | cut -d: -f2)")
+	fs.BoolVar(&o.adminReadOnly, "admin-readonly", false, "Admin UI: show only; refuse its commands (emit, join, leave, disconnect)")
+	fs.StringVar(&o.adminNamespace, "admin-namespace", server.DefaultAdminNamespace, "namespace the Admin UI connects to")
+	fs.StringVar(&o.adminID, "admin-server-id", "", "this node's name in the Admin UI (default hostname#node-id)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -253,6 +263,12 @@ func (o *options) validate() error {
 	}
 	if o.jwtSecret != "" && o.jwtPublicKey != "" {
 		return bad("--jwt-secret and --jwt-public-key: give one, not both (an HS256 secret or an RS256 public key)")
+	}
+	if o.adminUI && (o.adminUser == "" || o.adminHash == "") {
+		return bad("--admin-ui needs --admin-user and --admin-password-hash (a bcrypt hash)")
+	}
+	if o.adminUI && !strings.HasPrefix(o.adminHash, "$2") {
+		return bad("--admin-password-hash: not a bcrypt hash (want $2a$/$2b$/$2y$..., e.g. from htpasswd -nbBC 10 USER PASS)")
 	}
 	if o.staticDir != "" {
 		if st, err := os.Stat(o.staticDir); err != nil || !st.IsDir() {
@@ -345,6 +361,8 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		StaticDir:      o.staticDir,
 	}
 	cfg.MaxConnections = o.maxConnections
+	cfg.Admin = server.AdminConfig{Enabled: o.adminUI, Username: o.adminUser, PasswordHash: o.adminHash,
+		ReadOnly: o.adminReadOnly, Namespace: o.adminNamespace, ServerID: o.adminID}
 	cfg.BackplaneCapacity = o.backplaneCapacity
 	cfg.StatsDAddr, cfg.StatsDPrefix = o.statsdAddr, o.statsdPrefix
 	if o.backplane != "memory" {
