@@ -208,8 +208,7 @@ func (c *cluster) FetchSockets(ctx context.Context, opts Options) ([]SocketInfo,
 
 func (c *cluster) ServerSideEmit(ctx context.Context, data []any, withAck bool) ([]any, error) {
 	if !withAck {
-		c.post(cmServerSideEmit, map[string]any{"packet": plain(data)})
-		return nil, nil
+		return nil, c.post(cmServerSideEmit, map[string]any{"packet": plain(data)})
 	}
 	_, responses, err := c.ask(ctx, askEmit, cmServerSideEmit, map[string]any{"packet": plain(data)})
 	return append([]any{}, responses...), err

@@ -439,8 +439,7 @@ func (r *Redis) FetchSockets(ctx context.Context, opts Options) ([]SocketInfo, e
 // ServerSideEmit sends data to the other nodes' namespaces.
 func (r *Redis) ServerSideEmit(ctx context.Context, data []any, withAck bool) ([]any, error) {
 	if !withAck {
-		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqServerSideEmit, "data": plain(data)})
-		return nil, nil
+		return nil, r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqServerSideEmit, "data": plain(data)})
 	}
 	_, responses, err := r.ask(ctx, askEmit, reqServerSideEmit, map[string]any{"data": plain(data)})
 	return append([]any{}, responses...), err
@@ -457,8 +456,7 @@ func (r *Redis) ask(ctx context.Context, kind askKind, typ int, body map[string]
 	body["requestId"] = id
 	body["type"] = typ
 	return r.reqs.ask(ctx, id, kind, others, r.requestsTime, func() error {
-		r.publishJSON(body)
-		return nil
+		return r.publishJSON(body)
 	})
 }
 
