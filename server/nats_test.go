@@ -160,6 +160,9 @@ func TestNATSOutage(t *testing.T) {
 				t.Fatalf("API emit during the outage: %d %v", code, out)
 			}
 			a.expect(`"during",5`)
+			// And the hub's publish ack.
+			a.write(`421["publish",{"room":"r","event":"during","data":6}]`)
+			a.expect(`^431\[\{"error":"nats: backplane: not connected"`)
 			if g := runtime.NumGoroutine(); g > goroutines+20 {
 				t.Fatalf("goroutines grew from %d to %d during the outage", goroutines, g)
 			}
