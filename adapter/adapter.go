@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -109,6 +110,19 @@ type Session struct {
 	aged uint64 // Memory: its newest offset dropped by age when the session was saved
 }
 
+// Errors of the publishing methods of an Adapter. Each means the operation
+// was applied to this node's sockets but not handed to the other nodes.
+var (
+	// ErrPublishQueueFull: the backplane's bounded publish queue is full
+	// (the backplane is slower than the emitters).
+	ErrPublishQueueFull = errors.New("backplane: publish queue full")
+	// ErrBackplaneDown: the backplane knows at once that it cannot publish
+	// (its connection is down).
+	ErrBackplaneDown = errors.New("backplane: not connected")
+	// ErrClosed: the backplane was closed.
+	ErrClosed = errors.New("backplane: closed")
+)
+
 // Adapter is a namespace's room registry and broadcaster.
 type Adapter interface {
 	// Join adds the socket to rooms; Leave removes it from one; LeaveAll
@@ -119,18 +133,25 @@ type Adapter interface {
 	// Rooms lists the rooms of a local socket.
 	Rooms(id string) []string
 	// Broadcast delivers msg to every matching socket.
-	Broadcast(msg *Message, opts Options)
+	//
+	// Broadcast, BroadcastWithAck, AddSockets, DelSockets and
+	// DisconnectSockets act on the local sockets whatever happens; a
+	// non-nil error (ErrPublishQueueFull, ErrBackplaneDown, ErrClosed)
+	// means the operation was not handed to the other nodes. A nil error
+	// means it was queued: the in-tree backplanes publish asynchronously,
+	// and a later failure is logged and counted.
+	Broadcast(msg *Message, opts Options) error
 	// BroadcastWithAck delivers msg, whose OnAck receives the answers; it
 	// calls onCount once per node with the number of recipients there.
-	BroadcastWithAck(msg *Message, opts Options, onCount func(n int))
+	BroadcastWithAck(msg *Message, opts Options, onCount func(n int)) error
 	// Sockets lists the ids of the local sockets matching opts.
 	Sockets(opts Options) []string
 	// AddSockets and DelSockets make the matching sockets join or leave
 	// rooms; DisconnectSockets disconnects them. On every node unless
 	// opts.Local.
-	AddSockets(opts Options, rooms []string)
-	DelSockets(opts Options, rooms []string)
-	DisconnectSockets(opts Options, close bool)
+	AddSockets(opts Options, rooms []string) error
+	DelSockets(opts Options, rooms []string) error
+	DisconnectSockets(opts Options, close bool) error
 	// FetchSockets describes the matching sockets of every node. On a
 	// timeout it returns what arrived with an error.
 	FetchSockets(ctx context.Context, opts Options) ([]SocketInfo, error)

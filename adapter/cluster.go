@@ -61,13 +61,14 @@ type cluster struct {
 	// logOffsets: the link's log gives broadcasts their recovery offsets
 	// (streams), instead of the local history.
 	logOffsets bool
-	// async runs publishes in order off the caller's goroutine.
-	async func(func())
+	// async runs publishes in order off the caller's goroutine; an error
+	// means the publish was not queued.
+	async func(func()) error
 
 	reqs tracker
 }
 
-func newCluster(recv Receiver, window time.Duration, nsp, uid string, timeout time.Duration, log *zap.Logger, fail func(string, error), async func(func())) *cluster {
+func newCluster(recv Receiver, window time.Duration, nsp, uid string, timeout time.Duration, log *zap.Logger, fail func(string, error), async func(func()) error) *cluster {
 	return &cluster{
 		async:   async,
 		Memory:  NewMemory(recv, window),
@@ -81,8 +82,8 @@ func newCluster(recv Receiver, window time.Duration, nsp, uid string, timeout ti
 }
 
 // post publishes a message without waiting for it.
-func (c *cluster) post(typ int, data map[string]any) {
-	c.async(func() { c.send(typ, data) })
+func (c *cluster) post(typ int, data map[string]any) error {
+	return c.async(func() { c.send(typ, data) })
 }
 
 func (c *cluster) send(typ int, data map[string]any) (string, error) {
@@ -114,27 +115,31 @@ func recoverable(msg *Message, opts Options) bool {
 }
 
 // Broadcast publishes msg to the other nodes (unless Local) and delivers it
-// here.
-func (c *cluster) Broadcast(msg *Message, opts Options) {
+// here; an error means it was delivered here only.
+func (c *cluster) Broadcast(msg *Message, opts Options) error {
 	if opts.Local {
 		c.deliverLocal(msg, opts, "")
-		return
+		return nil
 	}
 	data := map[string]any{"packet": packetOf(c.nsp, msg), "opts": wireFor(msg, opts)}
 	if !c.logOffsets {
-		c.post(cmBroadcast, data)
+		err := c.post(cmBroadcast, data)
 		c.deliverLocal(msg, opts, "")
-		return
+		return err
 	}
 	// With a log, every node, this one included, delivers in log order when
 	// it reads the entry back: a client's offsets then only grow, so what it
 	// missed is exactly what follows its last offset. Only when the log
 	// cannot be written does this node deliver at once (without an offset).
-	c.async(func() {
+	err := c.async(func() {
 		if _, err := c.send(cmBroadcast, data); err != nil {
 			c.deliverLocal(msg, opts, "")
 		}
 	})
+	if err != nil {
+		c.deliverLocal(msg, opts, "")
+	}
+	return err
 }
 
 func (c *cluster) deliverLocal(msg *Message, opts Options, offset string) {
@@ -148,7 +153,8 @@ func (c *cluster) deliverLocal(msg *Message, opts Options, offset string) {
 	c.ForEach(opts, func(id string) { c.recv.Deliver(id, msg) })
 }
 
-func (c *cluster) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) {
+func (c *cluster) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) error {
+	var err error
 	if !opts.Local {
 		id := randomID(8)
 		timeout := opts.Timeout
@@ -156,30 +162,37 @@ func (c *cluster) BroadcastWithAck(msg *Message, opts Options, onCount func(int)
 			timeout = c.timeout
 		}
 		c.reqs.expectAcks(id, onCount, msg.OnAck, timeout)
-		c.post(cmBroadcast, map[string]any{"packet": packetOf(c.nsp, msg), "requestId": id, "opts": toWire(opts)})
+		err = c.post(cmBroadcast, map[string]any{"packet": packetOf(c.nsp, msg), "requestId": id, "opts": toWire(opts)})
 	}
 	c.Memory.BroadcastWithAck(msg, opts, onCount)
+	return err
 }
 
-func (c *cluster) AddSockets(opts Options, rooms []string) {
+func (c *cluster) AddSockets(opts Options, rooms []string) error {
+	var err error
 	if !opts.Local {
-		c.post(cmSocketsJoin, map[string]any{"opts": toWire(opts), "rooms": rooms})
+		err = c.post(cmSocketsJoin, map[string]any{"opts": toWire(opts), "rooms": rooms})
 	}
 	c.Memory.AddSockets(opts, rooms)
+	return err
 }
 
-func (c *cluster) DelSockets(opts Options, rooms []string) {
+func (c *cluster) DelSockets(opts Options, rooms []string) error {
+	var err error
 	if !opts.Local {
-		c.post(cmSocketsLeave, map[string]any{"opts": toWire(opts), "rooms": rooms})
+		err = c.post(cmSocketsLeave, map[string]any{"opts": toWire(opts), "rooms": rooms})
 	}
 	c.Memory.DelSockets(opts, rooms)
+	return err
 }
 
-func (c *cluster) DisconnectSockets(opts Options, close bool) {
+func (c *cluster) DisconnectSockets(opts Options, close bool) error {
+	var err error
 	if !opts.Local {
-		c.post(cmDisconnectSockets, map[string]any{"opts": toWire(opts), "close": close})
+		err = c.post(cmDisconnectSockets, map[string]any{"opts": toWire(opts), "close": close})
 	}
 	c.Memory.DisconnectSockets(opts, close)
+	return err
 }
 
 func (c *cluster) ServerCount(ctx context.Context) int { return c.link.serverCount(ctx) }
@@ -195,8 +208,7 @@ func (c *cluster) FetchSockets(ctx context.Context, opts Options) ([]SocketInfo,
 
 func (c *cluster) ServerSideEmit(ctx context.Context, data []any, withAck bool) ([]any, error) {
 	if !withAck {
-		c.post(cmServerSideEmit, map[string]any{"packet": plain(data)})
-		return nil, nil
+		return nil, c.post(cmServerSideEmit, map[string]any{"packet": plain(data)})
 	}
 	_, responses, err := c.ask(ctx, askEmit, cmServerSideEmit, map[string]any{"packet": plain(data)})
 	return append([]any{}, responses...), err

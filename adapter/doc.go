@@ -22,4 +22,13 @@
 // nesting and number of values; a message that does not is skipped and
 // reported to the node's OnError as op "decode". Emitter publishes from outside the
 // cluster in the format of each backplane.
+//
+// Publishing never blocks the caller. Broadcast, BroadcastWithAck,
+// AddSockets, DelSockets, DisconnectSockets and ServerSideEmit act on the
+// local sockets and queue the publish; they return ErrPublishQueueFull when
+// the bounded queue is full, ErrBackplaneDown when the backplane knows at
+// once that it cannot publish (NATS and JetStream while disconnected), and
+// ErrClosed after Close. A publish that fails after it was queued is
+// retried where the backplane can, then logged and counted (OnError, op
+// "publish").
 package adapter

@@ -172,7 +172,7 @@ func (n *JetStreamNode) Close() error { return n.close() }
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *JetStreamNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
-	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.queue)
+	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.queue)
 	c.stats = n.cfg.Stats
 	c.logOffsets = true
 	c.link = &jsLink{natsLink: natsLink{n: n.natsNode, prefix: n.cfg.Prefix, nsp: nsp}, n: n}
@@ -192,7 +192,8 @@ type jsLink struct {
 // errNATSDown refuses a publish to the stream while the connection is
 // down: waiting for the acknowledgement would hold every later publish
 // (and the local delivery of broadcasts) for the request timeout.
-var errNATSDown = errors.New("nats: not connected")
+// errNATSDown: NATS is disconnected (the client is reconnecting).
+var errNATSDown = fmt.Errorf("nats: %w", ErrBackplaneDown)
 
 func (l *jsLink) publish(ctx context.Context, m clusterMsg) (string, error) {
 	if !l.n.nc.IsConnected() {

@@ -156,14 +156,15 @@ func (m *Memory) Rooms(id string) []string {
 
 // Broadcast stores msg for recovery (when on and the message qualifies) and
 // delivers it to the matching local sockets.
-func (m *Memory) Broadcast(msg *Message, opts Options) {
+func (m *Memory) Broadcast(msg *Message, opts Options) error {
 	m.Store(msg, opts)
 	m.ForEach(opts, func(id string) { m.recv.Deliver(id, msg) })
+	return nil
 }
 
 // BroadcastWithAck delivers msg to the matching local sockets and reports
 // how many there were.
-func (m *Memory) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) {
+func (m *Memory) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) error {
 	msg.AckID = m.recv.NextAckID()
 	n := 0
 	m.ForEach(opts, func(id string) {
@@ -171,29 +172,33 @@ func (m *Memory) BroadcastWithAck(msg *Message, opts Options, onCount func(int))
 		m.recv.Deliver(id, msg)
 	})
 	onCount(n)
+	return nil
 }
 
 // AddSockets makes the matching local sockets join rooms.
-func (m *Memory) AddSockets(opts Options, rooms []string) {
+func (m *Memory) AddSockets(opts Options, rooms []string) error {
 	for _, id := range m.Sockets(opts) {
 		m.Join(id, rooms...)
 	}
+	return nil
 }
 
 // DelSockets makes the matching local sockets leave rooms.
-func (m *Memory) DelSockets(opts Options, rooms []string) {
+func (m *Memory) DelSockets(opts Options, rooms []string) error {
 	for _, id := range m.Sockets(opts) {
 		for _, r := range rooms {
 			m.Leave(id, r)
 		}
 	}
+	return nil
 }
 
 // DisconnectSockets disconnects the matching local sockets.
-func (m *Memory) DisconnectSockets(opts Options, close bool) {
+func (m *Memory) DisconnectSockets(opts Options, close bool) error {
 	for _, id := range m.Sockets(opts) {
 		m.recv.Disconnect(id, close)
 	}
+	return nil
 }
 
 // FetchSockets describes the matching local sockets.

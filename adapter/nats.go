@@ -187,6 +187,17 @@ func (n *natsNode) subscribe(subject string) {
 	n.unflushed.Store(true)
 }
 
+// queue hands a publish to the ordered publisher, or refuses it with
+// ErrBackplaneDown while NATS is disconnected (rather than leaving it to
+// the client's reconnect buffer, which may or may not deliver it).
+func (n *natsNode) queue(job func()) error {
+	if !n.nc.IsConnected() {
+		n.fail("publish", errNATSDown)
+		return errNATSDown
+	}
+	return n.pub.queue(job)
+}
+
 // settle waits (up to a second, and only while connected) until the
 // server has the subscriptions made so far, so a socket that has joined a
 // room hears the room's broadcasts from other nodes from then on.
@@ -339,7 +350,7 @@ func (n *NATSNode) Close() error { return n.close() }
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
 func (n *NATSNode) Adapter(nsp string, recv Receiver, window time.Duration) Adapter {
-	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.pub.queue)
+	c := newCluster(recv, window, nsp, n.uid, n.cfg.RequestTimeout, n.log, n.fail, n.queue)
 	c.stats = n.cfg.Stats
 	p := n.cfg.Prefix
 	c.link = &natsLink{n: n.natsNode, prefix: p, nsp: nsp}

@@ -1,7 +1,7 @@
 package adapter
 
 import (
-	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -56,20 +56,24 @@ func (p *publisher[T]) loop() {
 }
 
 // queue hands item to the publisher without blocking; when the queue is
-// full the item is dropped and counted. Items queued after stop are
-// dropped.
-func (p *publisher[T]) queue(item T) {
+// full the item is dropped, counted and ErrPublishQueueFull returned.
+// Items queued after stop are dropped with ErrClosed.
+func (p *publisher[T]) queue(item T) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return
+		return ErrClosed
 	}
 	select {
 	case p.q <- item:
+		return nil
 	default:
-		p.fail("publish", errors.New("publish queue full, message dropped"))
+		p.fail("publish", errPublishDropped)
+		return ErrPublishQueueFull
 	}
 }
+
+var errPublishDropped = fmt.Errorf("%w, message dropped", ErrPublishQueueFull)
 
 // backlog is the number of items waiting.
 func (p *publisher[T]) backlog() int { return len(p.q) }

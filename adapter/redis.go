@@ -155,8 +155,8 @@ func (n *RedisNode) publish(batch []publication) {
 }
 
 // enqueue hands a publication to the publisher without blocking.
-func (n *RedisNode) enqueue(channel string, payload []byte) {
-	n.pub.queue(publication{channel, payload})
+func (n *RedisNode) enqueue(channel string, payload []byte) error {
+	return n.pub.queue(publication{channel, payload})
 }
 
 // dispatch routes a message by channel to its namespace's adapter.
@@ -275,21 +275,25 @@ func wireFor(msg *Message, opts Options) wireOpts {
 }
 
 // Broadcast publishes msg to the other nodes (unless Local) and delivers it
-// locally.
-func (r *Redis) Broadcast(msg *Message, opts Options) {
+// locally; an error means it was delivered locally only.
+func (r *Redis) Broadcast(msg *Message, opts Options) error {
+	var err error
 	if !opts.Local {
-		b, err := encodeMsgpack([]any{r.node.uid, packetOf(r.nsp, msg), wireFor(msg, opts)})
+		var b []byte
+		b, err = encodeMsgpack([]any{r.node.uid, packetOf(r.nsp, msg), wireFor(msg, opts)})
 		if err != nil {
-			r.node.fail("publish", fmt.Errorf("encode broadcast: %w", err))
+			err = fmt.Errorf("encode broadcast: %w", err)
+			r.node.fail("publish", err)
 		} else {
 			ch := r.channel
 			if len(opts.Rooms) == 1 {
 				ch += opts.Rooms[0] + "#"
 			}
-			r.node.enqueue(ch, b)
+			err = r.node.enqueue(ch, b)
 		}
 	}
 	r.Memory.Broadcast(msg, opts)
+	return err
 }
 
 // onBroadcast delivers a broadcast from another node (or an emitter) and
@@ -354,7 +358,8 @@ func decodeRequest(payload []byte) (map[string]any, error) {
 
 // BroadcastWithAck asks every node to deliver msg and report its
 // recipients' count and acks.
-func (r *Redis) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) {
+func (r *Redis) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) error {
+	var qerr error
 	if !opts.Local {
 		id := randomID(6)
 		b, err := encodeMsgpack(map[string]any{
@@ -367,12 +372,14 @@ func (r *Redis) BroadcastWithAck(msg *Message, opts Options, onCount func(int)) 
 				timeout = r.requestsTime
 			}
 			r.reqs.expectAcks(id, onCount, msg.OnAck, timeout)
-			r.node.enqueue(r.reqChannel, b)
+			qerr = r.node.enqueue(r.reqChannel, b)
 		} else {
 			r.node.fail("publish", err)
+			qerr = err
 		}
 	}
 	r.Memory.BroadcastWithAck(msg, opts, onCount)
+	return qerr
 }
 
 // ServerCount asks Redis how many nodes listen on the request channel.
@@ -386,34 +393,37 @@ func (r *Redis) ServerCount(ctx context.Context) int {
 }
 
 // AddSockets applies locally at once and asks the other nodes.
-func (r *Redis) AddSockets(opts Options, rooms []string) {
+func (r *Redis) AddSockets(opts Options, rooms []string) error {
 	r.Memory.AddSockets(opts, rooms)
 	if !opts.Local {
-		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteJoin, "opts": toWire(opts), "rooms": rooms})
+		return r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteJoin, "opts": toWire(opts), "rooms": rooms})
 	}
+	return nil
 }
 
-func (r *Redis) DelSockets(opts Options, rooms []string) {
+func (r *Redis) DelSockets(opts Options, rooms []string) error {
 	r.Memory.DelSockets(opts, rooms)
 	if !opts.Local {
-		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteLeave, "opts": toWire(opts), "rooms": rooms})
+		return r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteLeave, "opts": toWire(opts), "rooms": rooms})
 	}
+	return nil
 }
 
-func (r *Redis) DisconnectSockets(opts Options, close bool) {
+func (r *Redis) DisconnectSockets(opts Options, close bool) error {
 	r.Memory.DisconnectSockets(opts, close)
 	if !opts.Local {
-		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteDisconnect, "opts": toWire(opts), "close": close})
+		return r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteDisconnect, "opts": toWire(opts), "close": close})
 	}
+	return nil
 }
 
-func (r *Redis) publishJSON(v any) {
+func (r *Redis) publishJSON(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		r.node.fail("publish", err)
-		return
+		return err
 	}
-	r.node.enqueue(r.reqChannel, b)
+	return r.node.enqueue(r.reqChannel, b)
 }
 
 // FetchSockets gathers the matching sockets of every live node.
@@ -429,8 +439,7 @@ func (r *Redis) FetchSockets(ctx context.Context, opts Options) ([]SocketInfo, e
 // ServerSideEmit sends data to the other nodes' namespaces.
 func (r *Redis) ServerSideEmit(ctx context.Context, data []any, withAck bool) ([]any, error) {
 	if !withAck {
-		r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqServerSideEmit, "data": plain(data)})
-		return nil, nil
+		return nil, r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqServerSideEmit, "data": plain(data)})
 	}
 	_, responses, err := r.ask(ctx, askEmit, reqServerSideEmit, map[string]any{"data": plain(data)})
 	return append([]any{}, responses...), err
@@ -447,8 +456,7 @@ func (r *Redis) ask(ctx context.Context, kind askKind, typ int, body map[string]
 	body["requestId"] = id
 	body["type"] = typ
 	return r.reqs.ask(ctx, id, kind, others, r.requestsTime, func() error {
-		r.publishJSON(body)
-		return nil
+		return r.publishJSON(body)
 	})
 }
 

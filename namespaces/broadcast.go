@@ -66,9 +66,12 @@ func (b *Broadcast) opts() adapter.Options {
 }
 
 // Emit sends event with args to every selected socket. It never blocks.
-// Errors: ErrEventName, ErrEncode. A backplane that cannot publish does not
-// fail the emit: local sockets still receive it, and the adapter logs and
-// counts the loss.
+// Errors: ErrEventName, ErrEncode (nothing was sent), and the backplane's
+// adapter.ErrPublishQueueFull, adapter.ErrBackplaneDown or
+// adapter.ErrClosed: the local sockets received it, the other nodes did
+// not. A nil error means the publish was queued; a failure after that
+// (the backplane going away mid-publish) is logged and counted by the
+// adapter.
 func (b *Broadcast) Emit(ctx context.Context, event string, args ...any) error {
 	data, err := eventData(event, args)
 	if err != nil {
@@ -81,8 +84,7 @@ func (b *Broadcast) Emit(ctx context.Context, event string, args ...any) error {
 	if b.policy != 0 {
 		msg.Local = &localState{policy: b.policy}
 	}
-	b.nsp.adapter.Broadcast(msg, b.opts())
-	return nil
+	return b.nsp.adapter.Broadcast(msg, b.opts())
 }
 
 // EmitWithAck sends event to every selected socket and waits until each
@@ -269,23 +271,25 @@ func (b *Broadcast) FetchSockets(ctx context.Context) ([]adapter.SocketInfo, err
 }
 
 // Join makes the selected sockets, on every node, join rooms. Other nodes
-// are asked through the backplane without waiting: the error is reserved
-// for adapters that can report a failed request, and nil with the adapters
-// of this module (which log and count backplane failures).
+// are asked through the backplane without waiting. The local sockets join
+// whatever happens; an error (adapter.ErrPublishQueueFull,
+// adapter.ErrBackplaneDown, adapter.ErrClosed) means the other nodes were
+// not asked. A failure after the request was queued is logged and counted
+// by the adapter.
 func (b *Broadcast) Join(rooms ...string) error {
 	local := b.observed(b.nsp.srv.cfg.Hooks.RoomJoined)
-	b.nsp.adapter.AddSockets(b.opts(), rooms)
+	err := b.nsp.adapter.AddSockets(b.opts(), rooms)
 	b.report(b.nsp.srv.cfg.Hooks.RoomJoined, local, rooms)
-	return nil
+	return err
 }
 
 // Leave makes the selected sockets, on every node, leave rooms. Errors:
 // see Join.
 func (b *Broadcast) Leave(rooms ...string) error {
 	local := b.observed(b.nsp.srv.cfg.Hooks.RoomLeft)
-	b.nsp.adapter.DelSockets(b.opts(), rooms)
+	err := b.nsp.adapter.DelSockets(b.opts(), rooms)
 	b.report(b.nsp.srv.cfg.Hooks.RoomLeft, local, rooms)
-	return nil
+	return err
 }
 
 // observed lists the local sockets a Join or Leave selects, when a room
@@ -311,6 +315,5 @@ func (b *Broadcast) report(hook func(nsp, room, sid string), ids, rooms []string
 // Disconnect disconnects the selected sockets on every node; with
 // closeConn their whole connections close. Errors: see Join.
 func (b *Broadcast) Disconnect(closeConn bool) error {
-	b.nsp.adapter.DisconnectSockets(b.opts(), closeConn)
-	return nil
+	return b.nsp.adapter.DisconnectSockets(b.opts(), closeConn)
 }

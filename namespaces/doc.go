@@ -8,7 +8,10 @@
 // handlers (an *Event: Args, Raw, Bind, Ack). Socket.Emit, Socket.Timeout
 // and Socket.Volatile (an Emitter) emit to one socket; Namespace.To and
 // Socket.To start a Broadcast. Errors are the sentinel Err values of
-// errors.go.
+// errors.go, and those of the backplane (adapter.ErrPublishQueueFull,
+// adapter.ErrBackplaneDown, adapter.ErrClosed) from a broadcast's Emit,
+// Join, Leave and Disconnect: the local sockets were served, the other
+// nodes were not.
 //
 // Concurrency: a Server, its Namespaces, Sockets and Broadcasts are safe for
 // concurrent use. The packets of one connection are handled in order, on one

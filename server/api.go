@@ -207,10 +207,24 @@ func (srv *Server) serveEmit(w http.ResponseWriter, r *http.Request, req *emitRe
 		return
 	}
 	if err := b.Emit(r.Context(), req.Event, args...); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+		writeJSON(w, errStatus(err), map[string]any{"error": err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+// errStatus is the status of a failed API call: 503 when the backplane
+// could not publish (the local sockets were served, the other nodes not),
+// else 400.
+func errStatus(err error) int {
+	if isBackplaneErr(err) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
+}
+
+func isBackplaneErr(err error) bool {
+	return errors.Is(err, ErrPublishQueueFull) || errors.Is(err, ErrBackplaneDown) || errors.Is(err, ErrBackplaneClosed)
 }
 
 // serveSockets answers GET /api/v1/sockets?namespace=/&room=a&room=b&except=c.
@@ -253,11 +267,16 @@ func (srv *Server) serveRooms(w http.ResponseWriter, _ *http.Request, req *rooms
 		return
 	}
 	defer done()
+	var err error
 	if len(req.Join) > 0 {
-		b.Join(req.Join...)
+		err = b.Join(req.Join...)
 	}
 	if len(req.Leave) > 0 {
-		b.Leave(req.Leave...)
+		err = errors.Join(err, b.Leave(req.Leave...))
+	}
+	if err != nil {
+		writeJSON(w, errStatus(err), map[string]any{"error": err.Error()})
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
@@ -274,7 +293,10 @@ func (srv *Server) serveDisconnect(w http.ResponseWriter, _ *http.Request, req *
 		return
 	}
 	defer done()
-	b.Disconnect(req.Close)
+	if err := b.Disconnect(req.Close); err != nil {
+		writeJSON(w, errStatus(err), map[string]any{"error": err.Error()})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
 
@@ -298,7 +320,7 @@ func (srv *Server) serveServerEmit(w http.ResponseWriter, r *http.Request, req *
 	}
 	if !req.Ack {
 		if err := nsp.ServerSideEmit(r.Context(), req.Event, args...); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+			writeJSON(w, errStatus(err), map[string]any{"error": err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})

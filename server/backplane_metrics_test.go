@@ -35,6 +35,9 @@ func TestBackplaneMessageMetrics(t *testing.T) {
 				a.expect(`^431\[`)
 				return testutil.ToFloat64(sub.metrics.backplaneMsgs.WithLabelValues("in")) >= 1
 			})
+			// The publisher counts "out" once its publish returned, which
+			// may be after the other node got the message.
+			waitFor(t, func() bool { return testutil.ToFloat64(pub.metrics.backplaneMsgs.WithLabelValues("out")) >= 1 })
 			b.expect(`^42\["headline",1`)
 			out := testutil.ToFloat64(pub.metrics.backplaneMsgs.WithLabelValues("out"))
 			in := testutil.ToFloat64(sub.metrics.backplaneMsgs.WithLabelValues("in"))

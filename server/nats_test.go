@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -145,10 +146,23 @@ func TestNATSOutage(t *testing.T) {
 			waitFor(t, func() bool {
 				return testutil.ToFloat64(srvs[0].metrics.backplaneErrors.WithLabelValues("subscribe")) > 0
 			})
+			// The backplane knows it is disconnected: the emit says so, and
+			// the local socket still gets it.
 			for i := 0; i < 5; i++ {
-				srvs[0].To("r").Emit(ctx, "during", i)
+				if err := srvs[0].To("r").Emit(ctx, "during", i); !errors.Is(err, ErrBackplaneDown) {
+					t.Fatalf("emit during the outage: %v, want ErrBackplaneDown", err)
+				}
 				a.expect(fmt.Sprintf(`"during",%d`, i))
 			}
+			// So does the HTTP API, with a 503.
+			code, _, out := apiDo(t, "POST", "http://"+addrs[0]+"/api/v1/emit", "application/json", "", `{"event":"during","data":5,"rooms":["r"]}`)
+			if msg, _ := out["error"].(string); code != http.StatusServiceUnavailable || !strings.Contains(msg, "backplane") {
+				t.Fatalf("API emit during the outage: %d %v", code, out)
+			}
+			a.expect(`"during",5`)
+			// And the hub's publish ack.
+			a.write(`421["publish",{"room":"r","event":"during","data":6}]`)
+			a.expect(`^431\[\{"error":"nats: backplane: not connected"`)
 			if g := runtime.NumGoroutine(); g > goroutines+20 {
 				t.Fatalf("goroutines grew from %d to %d during the outage", goroutines, g)
 			}

@@ -37,6 +37,15 @@ var (
 	ErrNoArgument         = namespaces.ErrNoArgument
 )
 
+// Errors of the backplane (see adapter): an Emit, Join, Leave or Disconnect
+// returning one of them served the local sockets but did not reach the
+// other nodes.
+var (
+	ErrPublishQueueFull = adapter.ErrPublishQueueFull
+	ErrBackplaneDown    = adapter.ErrBackplaneDown
+	ErrBackplaneClosed  = adapter.ErrClosed
+)
+
 // Bind decodes argument i of ev into a T, from the client's JSON text (see
 // namespaces.Bind):
 //
