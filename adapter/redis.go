@@ -64,8 +64,8 @@ type RedisConfig struct {
 // publisher; the subscriber's receive loop never blocks on a socket.
 //
 // A node subscribes to each namespace's channel (broadcasts to no room or
-// to several) and to the channel of each public room that has a member or
-// a saved session here (broadcasts to that one room), as Node's adapter
+// to several) and to the channel of each room (a socket's own included)
+// that has a member or a saved session here (broadcasts to that one room), as Node's adapter
 // publishes them; it does not hear the other rooms' broadcasts.
 type RedisNode struct {
 	*node
@@ -281,8 +281,10 @@ func (n *RedisNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 		requestsTime: n.cfg.RequestTimeout,
 	}
 	r.ownResp = r.respChannel + n.uid + "#"
-	r.Memory.onRoom = func(room string, created, public bool) {
-		if public && !r.closed.Load() {
+	// Every room, a socket's own too: a broadcast to one socket id goes
+	// on that room's channel.
+	r.Memory.onRoom = func(room string, created, _ bool) {
+		if !r.closed.Load() {
 			n.change(r.channel+room+"#", created)
 		}
 	}
@@ -811,14 +813,10 @@ func (r *Redis) Close() error {
 	n.mu.Unlock()
 	r.Memory.mu.RLock()
 	for room := range r.Memory.rooms {
-		if _, isSid := r.Memory.sids[room]; !isSid {
-			n.change(r.channel+room+"#", false)
-		}
+		n.change(r.channel+room+"#", false)
 	}
 	for room := range r.Memory.held {
-		if _, ok := r.Memory.rooms[room]; !ok {
-			n.change(r.channel+room+"#", false)
-		}
+		n.change(r.channel+room+"#", false)
 	}
 	r.Memory.mu.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

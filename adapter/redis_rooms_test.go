@@ -96,8 +96,8 @@ func TestRedisSubscribesPerRoom(t *testing.T) {
 	if n := numSubOf(t, c, room("other")); n != 0 {
 		t.Fatalf("subscribers of another room's channel: %d, want 0", n)
 	}
-	if n := numSubOf(t, c, room("s1")); n != 0 {
-		t.Fatalf("a socket's own room has a channel subscriber: %d", n)
+	if n := numSubOf(t, c, room("s1")); n != 1 {
+		t.Fatalf("subscribers of a socket's own room's channel: %d, want 1 (broadcasts to one socket id go there)", n)
 	}
 
 	// One publisher connection keeps the order: had the other room's
@@ -107,15 +107,15 @@ func TestRedisSubscribesPerRoom(t *testing.T) {
 		from.Broadcast(event(fmt.Sprint("other ", i)), Options{Rooms: []string{"other"}})
 	}
 	from.Broadcast(event("mine"), Options{Rooms: []string{"mine"}})
+	from.Broadcast(event("to s1"), Options{Rooms: []string{"s1"}})
 	from.Broadcast(event("all"), Options{})
-	if got := next(t, h); got != "mine" {
-		t.Fatalf("first delivery %q, want mine", got)
+	for _, want := range []string{"mine", "to s1", "all"} {
+		if got := next(t, h); got != want {
+			t.Fatalf("delivery %q, want %q", got, want)
+		}
 	}
-	if got := next(t, h); got != "all" {
-		t.Fatalf("second delivery %q, want all", got)
-	}
-	if n := received.Load(); n != 2 {
-		t.Fatalf("b read %d messages from Redis, want 2 (the other room's %d are not for it)", n, others)
+	if n := received.Load(); n != 3 {
+		t.Fatalf("b read %d messages from Redis, want 3 (the other room's %d are not for it)", n, others)
 	}
 
 	// The last member leaves: the subscription goes.
