@@ -62,6 +62,11 @@ type RedisConfig struct {
 // RedisNode is one process's connection to the Redis backplane. Its
 // namespaces' adapters (RedisNode.Adapter) share one subscriber and one
 // publisher; the subscriber's receive loop never blocks on a socket.
+//
+// A node subscribes to each namespace's channel (broadcasts to no room or
+// to several) and to the channel of each room (a socket's own included)
+// that has a member or a saved session here (broadcasts to that one room), as Node's adapter
+// publishes them; it does not hear the other rooms' broadcasts.
 type RedisNode struct {
 	*node
 	ps *redis.PubSub
@@ -70,7 +75,28 @@ type RedisNode struct {
 	nsps map[string]*Redis
 
 	pub *publisher[publication]
+
+	// Room subscriptions: the wanted state of each channel changed since
+	// the subscriber last ran (compacted, so bounded by the rooms), and
+	// sequence numbers: queued counts the changes, settled is the last
+	// change Redis is known to have applied (a PING sent after them was
+	// answered on the subscriber connection).
+	smu     sync.Mutex
+	changes map[string]bool
+	queued  uint64
+	settled uint64
+	moved   chan struct{} // closed (and replaced) when settled moves
+	wake    chan struct{}
 }
+
+// joinWait bounds how long a join waits for Redis to confirm a room's
+// subscription (Redis away: the join goes on, and go-redis subscribes
+// again on reconnecting).
+const joinWait = 2 * time.Second
+
+// pingTag starts the payload of the PINGs that mark subscription changes
+// as applied.
+const pingTag = "roomcast-sub:"
 
 type publication struct {
 	channel string
@@ -84,11 +110,160 @@ func NewRedisNode(cfg RedisConfig) (*RedisNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &RedisNode{node: base, nsps: make(map[string]*Redis)}
+	n := &RedisNode{
+		node:    base,
+		nsps:    make(map[string]*Redis),
+		changes: make(map[string]bool),
+		moved:   make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+	}
 	n.pub = newPublisher(publishQueue, n.publish, n.fail)
 	n.ps = n.client.Subscribe(n.ctx)
-	n.receive(n.ps, n.dispatch)
+	n.receiveAll()
+	n.wg.Add(1)
+	go n.subscriber()
 	return n, nil
+}
+
+// change queues a room channel's subscription (sub) or unsubscription
+// without blocking (it runs under the adapter's room lock).
+func (n *RedisNode) change(channel string, sub bool) {
+	n.smu.Lock()
+	n.changes[channel] = sub
+	n.queued++
+	n.smu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// subscriber applies the queued changes, then PINGs on the subscriber
+// connection: Redis answers after it has applied them.
+func (n *RedisNode) subscriber() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.wake:
+		}
+		n.smu.Lock()
+		changes, seq := n.changes, n.queued
+		n.changes = make(map[string]bool)
+		n.smu.Unlock()
+		var sub, unsub []string
+		for ch, on := range changes {
+			if on {
+				sub = append(sub, ch)
+			} else {
+				unsub = append(unsub, ch)
+			}
+		}
+		// go-redis keeps the channels subscribed even when the command
+		// fails, and subscribes them again when it reconnects.
+		if len(unsub) > 0 {
+			if err := n.ps.Unsubscribe(n.ctx, unsub...); err != nil && n.ctx.Err() == nil {
+				n.fail("subscribe", err)
+			}
+		}
+		if len(sub) > 0 {
+			if err := n.ps.Subscribe(n.ctx, sub...); err != nil && n.ctx.Err() == nil {
+				n.fail("subscribe", err)
+			}
+		}
+		// The PING goes on the connection the subscriptions are on (a new
+		// one, resubscribed, when Redis came back): retry until it does.
+		for n.ctx.Err() == nil {
+			err := n.ps.Ping(n.ctx, pingTag+strconv.FormatUint(seq, 10))
+			if err == nil {
+				break
+			}
+			n.fail("subscribe", err)
+			if !sleepCtx(n.ctx, 200*time.Millisecond) {
+				return
+			}
+		}
+	}
+}
+
+// pong records that Redis has applied the changes up to the one a PING
+// carried.
+func (n *RedisNode) pong(payload string) {
+	seq, err := strconv.ParseUint(strings.TrimPrefix(payload, pingTag), 10, 64)
+	if err != nil || !strings.HasPrefix(payload, pingTag) {
+		return
+	}
+	n.smu.Lock()
+	defer n.smu.Unlock()
+	if seq > n.settled {
+		n.settled = seq
+		close(n.moved)
+		n.moved = make(chan struct{})
+	}
+}
+
+// settle waits (up to joinWait) until Redis has applied every subscription
+// change queued so far: a socket that has joined a room hears the room's
+// broadcasts from other nodes from then on. It must not run on the
+// receive loop (which reads the answers).
+func (n *RedisNode) settle() {
+	n.smu.Lock()
+	want := n.queued
+	n.smu.Unlock()
+	deadline := time.NewTimer(joinWait)
+	defer deadline.Stop()
+	for {
+		n.smu.Lock()
+		done, moved := n.settled >= want, n.moved
+		n.smu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-moved:
+		case <-deadline.C:
+			return
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// receiveAll is the subscriber's receive loop: messages go to dispatch,
+// the answers to the subscription PINGs to pong. After an error it backs
+// off, 100 ms doubling to 1 s, while go-redis reconnects and resubscribes.
+func (n *RedisNode) receiveAll() {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		backoff := time.Duration(0)
+		for {
+			msg, err := n.ps.Receive(n.ctx)
+			if err != nil {
+				if n.ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+					return
+				}
+				n.fail("subscribe", err)
+				backoff = min(max(2*backoff, 100*time.Millisecond), time.Second)
+				if !sleepCtx(n.ctx, backoff) {
+					return
+				}
+				continue
+			}
+			if backoff > 0 {
+				n.log.Info("redis subscription restored")
+				backoff = 0
+			}
+			switch m := msg.(type) {
+			case *redis.Message:
+				n.cfg.Stats.received()
+				n.dispatch(m.Channel, []byte(m.Payload))
+			case *redis.Pong:
+				n.pong(m.Payload)
+			}
+		}
+	}()
 }
 
 // Adapter makes the adapter of a namespace; its signature fits
@@ -106,13 +281,17 @@ func (n *RedisNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 		requestsTime: n.cfg.RequestTimeout,
 	}
 	r.ownResp = r.respChannel + n.uid + "#"
+	// Every room, a socket's own too: a broadcast to one socket id goes
+	// on that room's channel.
+	r.Memory.onRoom = func(room string, created, _ bool) {
+		if !r.closed.Load() {
+			n.change(r.channel+room+"#", created)
+		}
+	}
 	n.mu.Lock()
 	n.nsps[nsp] = r
 	n.mu.Unlock()
-	if err := n.ps.PSubscribe(n.ctx, r.channel+"*"); err != nil {
-		n.fail("subscribe", err)
-	}
-	if err := n.ps.Subscribe(n.ctx, r.reqChannel, r.respChannel, r.ownResp); err != nil {
+	if err := n.ps.Subscribe(n.ctx, r.channel, r.reqChannel, r.respChannel, r.ownResp); err != nil {
 		n.fail("subscribe", err)
 	}
 	return r
@@ -296,6 +475,13 @@ func (r *Redis) Broadcast(msg *Message, opts Options) error {
 	return err
 }
 
+// Join adds the socket to rooms; when that subscribes this node to a
+// room's channel, it returns once Redis has the subscription.
+func (r *Redis) Join(id string, rooms ...string) {
+	r.Memory.Join(id, rooms...)
+	r.node.settle()
+}
+
 // onBroadcast delivers a broadcast from another node (or an emitter) and
 // stores it for recovery like a local one. A room's broadcast is skipped
 // only when the room has neither a local member nor a saved session.
@@ -395,6 +581,7 @@ func (r *Redis) ServerCount(ctx context.Context) int {
 // AddSockets applies locally at once and asks the other nodes.
 func (r *Redis) AddSockets(opts Options, rooms []string) error {
 	r.Memory.AddSockets(opts, rooms)
+	r.node.settle()
 	if !opts.Local {
 		return r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteJoin, "opts": toWire(opts), "rooms": rooms})
 	}
@@ -632,11 +819,18 @@ func (r *Redis) Close() error {
 	n.mu.Lock()
 	delete(n.nsps, r.nsp)
 	n.mu.Unlock()
+	r.Memory.mu.RLock()
+	for room := range r.Memory.rooms {
+		n.change(r.channel+room+"#", false)
+	}
+	for room := range r.Memory.held {
+		n.change(r.channel+room+"#", false)
+	}
+	r.Memory.mu.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if n.ctx.Err() == nil {
-		_ = n.ps.PUnsubscribe(ctx, r.channel+"*")
-		_ = n.ps.Unsubscribe(ctx, r.reqChannel, r.respChannel, r.ownResp)
+		_ = n.ps.Unsubscribe(ctx, r.channel, r.reqChannel, r.respChannel, r.ownResp)
 	}
 	return r.Memory.Close()
 }
