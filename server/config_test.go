@@ -92,10 +92,11 @@ func TestAuthWithoutHub(t *testing.T) {
 	srv.Of("/chat")
 	for _, tt := range []struct {
 		name, packet, want string
+		inUserRoom         int
 	}{
-		{"main, no token", `40`, `44{"data":{"reason":"bad token"},"message":"unauthorized"}`},
-		{"program namespace, no token", `40/chat,`, `44/chat,{"data":{"reason":"bad token"},"message":"unauthorized"}`},
-		{"program namespace, token", `40/chat,{"token":"ok"}`, `40/chat,{"sid":`},
+		{"main, no token", `40`, `44{"data":{"reason":"bad token"},"message":"unauthorized"}`, 0},
+		{"program namespace, no token", `40/chat,`, `44/chat,{"data":{"reason":"bad token"},"message":"unauthorized"}`, 0},
+		{"program namespace, token", `40/chat,{"token":"ok"}`, `40/chat,{"sid":`, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, addr, 0)
@@ -103,9 +104,11 @@ func TestAuthWithoutHub(t *testing.T) {
 			if ans := c.read(); !strings.HasPrefix(ans, tt.want) {
 				t.Fatalf("got %q, want %q", ans, tt.want)
 			}
+			// Checked while the client is connected (its connection ends
+			// with the subtest).
+			if got := srv.Of("/chat").To(UserRoom("u1")).Sockets(); len(got) != tt.inUserRoom {
+				t.Fatalf("%d sockets in the user room, want %d", len(got), tt.inUserRoom)
+			}
 		})
-	}
-	if got := srv.Of("/chat").To(UserRoom("u1")).Sockets(); len(got) != 1 {
-		t.Fatalf("%d sockets in the user room, want 1", len(got))
 	}
 }
