@@ -186,6 +186,11 @@ type Config struct {
 	// next to the hub; the server's own routes win). "": none.
 	StaticDir string
 
+	// Parser is the socket.io wire format of every client:
+	// namespaces.ParserJSON (the zero value) or namespaces.ParserMsgpack
+	// (clients with socket.io-msgpack-parser).
+	Parser namespaces.Parser
+
 	// Logger: nil means no logs.
 	Logger *zap.Logger
 	// Registry receives the metrics. nil: a new registry (served at /metrics).

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/roomcast/roomcast/adapter"
+	"github.com/roomcast/roomcast/namespaces"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -121,6 +122,7 @@ type options struct {
 	memoryLimit, statsdAddr, statsdPrefix string
 	serveClient                           bool
 	clientDir, staticDir                  string
+	parser                                string
 }
 
 func parse(args []string) (*options, error) {
@@ -171,6 +173,7 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.serveClient, "serve-client", true, "serve the socket.io browser client at <path>socket.io.js (and .min.js, .esm.min.js, .map)")
 	fs.StringVar(&o.staticDir, "static", "", "directory of files (a web page) to serve at / next to the hub")
 	fs.StringVar(&o.clientDir, "client-dir", "", "directory with socket.io-client's dist/ files to serve instead of the ones built in")
+	fs.StringVar(&o.parser, "parser", "json", "socket.io wire format of every client: json (default parser) or msgpack (socket.io-msgpack-parser)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -214,6 +217,9 @@ func (o *options) validate() error {
 	}
 	if !strings.HasPrefix(o.path, "/") || strings.ContainsAny(o.path, "?# \t") {
 		return bad("--path: must be an absolute URL path such as %s (no query or spaces), not %q", server.DefaultPath, o.path)
+	}
+	if _, err := namespaces.ParseParser(o.parser); err != nil {
+		return bad("--parser: unknown parser %q; accepted: json, msgpack", o.parser)
 	}
 	if o.maxPayload <= 0 {
 		return bad("--max-payload: must be a positive number of bytes (default %d), not %d", server.DefaultMaxPayload, o.maxPayload)
@@ -347,6 +353,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 	cfg.MaxConnections = o.maxConnections
 	cfg.BackplaneCapacity = o.backplaneCapacity
 	cfg.StatsDAddr, cfg.StatsDPrefix = o.statsdAddr, o.statsdPrefix
+	cfg.Parser, _ = namespaces.ParseParser(o.parser) // checked by validate
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
 	}
