@@ -35,7 +35,10 @@ func decodeMsgpackPacket(b []byte) (packet, error) {
 		msg := strings.TrimPrefix(err.Error(), adapter.ErrUndecodable.Error()+": ")
 		return p, fmt.Errorf("%w: %s", errPacket, msg)
 	}
-	d := msgpack.NewDecoder(bytes.NewReader(b))
+	d := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(d)
+	r := bytes.NewReader(b)
+	d.Reset(r) // PutDecoder drops the reference to b
 	n, err := mapLen(d)
 	if err != nil {
 		return p, err
