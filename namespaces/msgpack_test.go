@@ -328,3 +328,48 @@ func TestParseParser(t *testing.T) {
 		t.Errorf("unknown parser: %v", err)
 	}
 }
+
+// Connection state recovery with the msgpack parser: the offset is the last
+// argument of each event, the session comes back with what was missed.
+func TestMsgpackRecovery(t *testing.T) {
+	srv := New(Config{RecoveryWindow: DefaultRecoveryWindow, Parser: ParserMsgpack})
+	defer srv.Close()
+	recovered := make(chan bool, 2)
+	srv.Of("/").OnConnection(func(s *Socket) {
+		if !s.Recovered() {
+			s.Join("room")
+		}
+		recovered <- s.Recovered()
+	})
+	p, ans := connectMsgpack(t, srv, "/", nil)
+	if <-recovered {
+		t.Fatal("first connection recovered")
+	}
+	pid, _ := ans["data"].(map[string]any)["pid"].(string)
+	if pid == "" {
+		t.Fatalf("CONNECT answer without pid: %v", ans)
+	}
+	ctx := context.Background()
+	srv.Of("/").To("room").Emit(ctx, "m", 1)
+	out := p.conn.binaries(t)
+	first := out[0]["data"].([]any)
+	offset, _ := first[len(first)-1].(string)
+	if len(first) != 3 || offset == "" {
+		t.Fatalf("event without offset: %v", first)
+	}
+	p.c.Close(clients.ReasonTransportClose)
+	srv.Of("/").To("room").Emit(ctx, "m", 2, []byte{5}) // missed
+	q := &peer{t: t, conn: newFakeConn()}
+	q.c = srv.NewClient(q.conn, nil)
+	if err := q.c.Binary(mp(t, map[string]any{"type": 0, "nsp": "/", "data": map[string]any{"pid": pid, "offset": offset}})); err != nil {
+		t.Fatal(err)
+	}
+	got := q.conn.binaries(t)
+	if !<-recovered || len(got) != 2 || num(got[0]["type"]) != typeConnect {
+		t.Fatalf("not recovered with the missed packet: %v", got)
+	}
+	d := got[1]["data"].([]any)
+	if d[0] != "m" || num(d[1]) != 2 || !bytes.Equal(d[2].([]byte), []byte{5}) {
+		t.Fatalf("missed %#v", d)
+	}
+}
