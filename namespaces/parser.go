@@ -22,7 +22,7 @@ var Parsers = []string{"json", "msgpack"}
 // ParseParser reads a parser name: "json" (or "") or "msgpack".
 func ParseParser(s string) (Parser, error) {
 	switch s {
-	case "", "json", "default":
+	case "", "json":
 		return ParserJSON, nil
 	case "msgpack":
 		return ParserMsgpack, nil
