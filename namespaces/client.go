@@ -41,6 +41,9 @@ type Client struct {
 // the connection with ReasonParseError (ReasonPayloadTooLarge for
 // ErrPacketTooLarge).
 func (c *Client) Text(data []byte) error {
+	if c.srv.cfg.Parser == ParserMsgpack {
+		return fmt.Errorf("%w: text message to the msgpack parser", errPacket)
+	}
 	if c.pending != nil {
 		return fmt.Errorf("%w: text packet while binary attachments are pending", errPacket)
 	}
@@ -71,6 +74,18 @@ func (c *Client) Text(data []byte) error {
 
 // Binary handles an Engine.IO message carrying a binary attachment.
 func (c *Client) Binary(data []byte) error {
+	if c.srv.cfg.Parser == ParserMsgpack {
+		// One packet per message: the transport has bounded its size
+		// (MaxPacketSize bounds it too, as a packet with attachments).
+		if err := c.checkSize(len(data)); err != nil {
+			return err
+		}
+		p, err := decodeMsgpackPacket(data)
+		if err != nil {
+			return err
+		}
+		return c.dispatch(&p)
+	}
 	p := c.pending
 	if p == nil {
 		return fmt.Errorf("%w: unexpected binary attachment", errPacket)
@@ -141,13 +156,16 @@ func (c *Client) connectError(nsp string, err error) {
 	if errors.As(err, &ce) && ce.Data != nil {
 		payload["data"] = ce.Data
 	}
-	raw, _ := json.Marshal(payload)
 	// Counted before it is sent: whoever sees the answer sees the count.
 	if h := c.srv.cfg.Hooks.ConnectError; h != nil {
 		h(nsp, err)
 	}
 	n := &Namespace{name: nsp, srv: c.srv}
-	c.conn.Send(n.rawPacket(typeConnectError, -1, raw, nil, false, ""))
+	pkt, perr := n.valuePacket(typeConnectError, -1, payload, false, "")
+	if perr != nil { // Data that cannot be encoded: the message alone
+		pkt, _ = n.valuePacket(typeConnectError, -1, map[string]any{"message": err.Error()}, false, "")
+	}
+	c.conn.Send(pkt)
 }
 
 // connect runs a CONNECT: namespace lookup, recovery, middleware, and the
@@ -174,7 +192,11 @@ func (c *Client) connect(p *packet) {
 	}
 	c.mu.Unlock()
 	auth := map[string]any{}
-	if len(p.data) > 0 {
+	if p.decoded {
+		if p.auth != nil {
+			auth = p.auth
+		}
+	} else if len(p.data) > 0 {
 		if err := json.Unmarshal(p.data, &auth); err != nil || auth == nil {
 			auth = map[string]any{}
 		}

@@ -84,11 +84,10 @@ func (e *Emitter) EmitWithAckFunc(ctx context.Context, ack Ack, event string, ar
 		timeout = s.nsp.srv.cfg.AckTimeout
 	}
 	id := s.nsp.ackIDs.Add(1) - 1
-	raw, bins, err := encodeData(data)
+	pkt, err := s.nsp.valuePacket(typeEvent, id, data, e.volatile, "")
 	if err != nil {
-		return errorsJoinEncode(err)
+		return err
 	}
-	pkt := s.nsp.rawPacket(typeEvent, id, raw, bins, e.volatile, "")
 	var once sync.Once
 	stop := func() bool { return false }
 	if ctx.Done() != nil {

@@ -41,14 +41,19 @@ func (e *Event) Ack(args ...any) error {
 }
 
 // Raw returns argument i as the client sent it: JSON text with its keys in
-// their order and its numbers as written. Binary attachments appear as the
+// their order and its numbers as written (with the msgpack parser, the
+// argument encoded to JSON). Binary attachments appear as the
 // protocol's placeholders ({"_placeholder":true,"num":n}); read them from
 // Args. The error is ErrNoArgument when the event has fewer arguments.
 func (e *Event) Raw(i int) (json.RawMessage, error) {
 	if i < 0 || i >= len(e.Args) {
 		return nil, fmt.Errorf("%w: %d of %d", ErrNoArgument, i, len(e.Args))
 	}
-	if e.raw == nil && e.data != nil {
+	if e.data == nil { // from the msgpack parser: no JSON text
+		b, err := json.Marshal(e.Args[i])
+		return b, err
+	}
+	if e.raw == nil {
 		var raw []json.RawMessage
 		if err := json.Unmarshal(e.data, &raw); err != nil {
 			return nil, err // cannot happen: the packet was valid JSON

@@ -2,6 +2,7 @@ package namespaces
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"sync"
@@ -290,20 +291,52 @@ func (n *Namespace) encode(msg *adapter.Message) *clients.Packet {
 // (values encoding/json cannot marshal) yield a nil packet; callers check
 // values first through encodeData.
 func (n *Namespace) packet(typ int, ackID int64, data []any, volatile bool, key string) *clients.Packet {
-	raw, bins, err := encodeData(data)
+	p, err := n.valuePacket(typ, ackID, data, volatile, key)
 	if err != nil {
 		n.log.Error("cannot encode packet", zap.Error(err))
 		return nil
 	}
-	return n.rawPacket(typ, ackID, raw, bins, volatile, key)
+	return p
 }
 
+// valuePacket encodes a packet with the server's parser. data is the
+// payload: the arguments of an EVENT or ACK, the object of a CONNECT or
+// CONNECT_ERROR, nil for none.
+func (n *Namespace) valuePacket(typ int, ackID int64, data any, volatile bool, key string) (*clients.Packet, error) {
+	if n.srv.cfg.Parser == ParserMsgpack {
+		b, err := encodeMsgpackPacket(typ, n.name, ackID, data)
+		if err != nil {
+			return nil, err
+		}
+		return n.framesPacket(typ, []clients.Frame{clients.NewFrame(true, b)}, volatile, key), nil
+	}
+	var raw []byte
+	var bins [][]byte
+	var err error
+	switch {
+	case data == nil:
+	case typ == typeEvent || typ == typeAck:
+		raw, bins, err = encodeData(data)
+	default:
+		raw, err = json.Marshal(data)
+	}
+	if err != nil {
+		return nil, errorsJoinEncode(err)
+	}
+	return n.rawPacket(typ, ackID, raw, bins, volatile, key), nil
+}
+
+// rawPacket frames a packet of the JSON parser: raw is its JSON payload.
 func (n *Namespace) rawPacket(typ int, ackID int64, raw []byte, bins [][]byte, volatile bool, key string) *clients.Packet {
 	frames := make([]clients.Frame, 0, 1+len(bins))
 	frames = append(frames, clients.NewFrame(false, encodePacket(typ, n.name, ackID, raw, len(bins))))
 	for _, b := range bins {
 		frames = append(frames, clients.NewFrame(true, b))
 	}
+	return n.framesPacket(typ, frames, volatile, key)
+}
+
+func (n *Namespace) framesPacket(typ int, frames []clients.Frame, volatile bool, key string) *clients.Packet {
 	kind := clients.Droppable
 	switch {
 	case typ != typeEvent:

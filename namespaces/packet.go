@@ -40,6 +40,11 @@ type packet struct {
 	data        []byte
 	bins        [][]byte
 	size        int // bytes held: data and bins, while attachments arrive
+
+	// From the msgpack parser: the payload already decoded.
+	decoded bool
+	vals    []any          // EVENT, ACK
+	auth    map[string]any // CONNECT
 }
 
 // decodePacket parses the text part of a socket.io packet (the Engine.IO
@@ -124,6 +129,9 @@ func (p *packet) validate() error {
 // args decodes an EVENT or ACK payload into values, replacing binary
 // placeholders with the attachments.
 func (p *packet) args() ([]any, error) {
+	if p.decoded {
+		return p.vals, nil
+	}
 	var v []any
 	if err := json.Unmarshal(p.data, &v); err != nil {
 		// Valid JSON (decodePacket checked) that does not fit Go's values:

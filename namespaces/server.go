@@ -55,6 +55,10 @@ type Config struct {
 	// connect_error (ErrTooManyNamespaces). An empty dynamic namespace is
 	// removed. 0: DefaultMaxDynamicNamespaces (1,000); negative: no bound.
 	MaxDynamicNamespaces int
+	// Parser is the wire format every client of the server speaks: the
+	// zero value ParserJSON (socket.io-parser) or ParserMsgpack
+	// (socket.io-msgpack-parser).
+	Parser Parser
 	// Adapter makes the adapter of each namespace. nil: adapter.NewMemory.
 	Adapter func(nsp string, recv adapter.Receiver, recoveryWindow time.Duration) adapter.Adapter
 	// Logger receives the layer's logs. nil: none.

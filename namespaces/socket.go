@@ -2,7 +2,6 @@ package namespaces
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"net/url"
@@ -293,7 +292,9 @@ func (s *Socket) Disconnect(closeConn bool) error {
 // leave sends the client a DISCONNECT for this namespace and ends the
 // socket.
 func (s *Socket) leave() {
-	s.send(s.nsp.rawPacket(typeDisconnect, -1, nil, nil, false, ""))
+	if pkt, err := s.nsp.valuePacket(typeDisconnect, -1, nil, false, ""); err == nil {
+		s.send(pkt)
+	}
 	s.client.detach(s)
 	s.closeWith(ReasonServerNamespaceDisconnect)
 }
@@ -335,11 +336,11 @@ func (s *Socket) sendAck(id int64, args []any) error {
 	if args == nil {
 		args = []any{}
 	}
-	raw, bins, err := encodeData(args)
+	pkt, err := s.nsp.valuePacket(typeAck, id, args, false, "")
 	if err != nil {
 		return err
 	}
-	s.send(s.nsp.rawPacket(typeAck, id, raw, bins, false, ""))
+	s.send(pkt)
 	return nil
 }
 
@@ -349,13 +350,14 @@ func (s *Socket) sendAck(id int64, args []any) error {
 // delivery at or below it (a backplane reader that lags behind the replay)
 // is a duplicate and is dropped.
 func (s *Socket) connected(missed []*adapter.Message, clientOffset string) {
-	payload, _ := json.Marshal(map[string]string{"sid": s.id, "pid": s.pid})
+	payload := map[string]any{"sid": s.id, "pid": s.pid}
 	if s.pid == "" {
-		payload, _ = json.Marshal(map[string]string{"sid": s.id})
+		payload = map[string]any{"sid": s.id}
 	}
+	pkt, _ := s.nsp.valuePacket(typeConnect, -1, payload, false, "") // strings: cannot fail
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.client.conn.Send(s.nsp.rawPacket(typeConnect, -1, payload, nil, false, ""))
+	s.client.conn.Send(pkt)
 	if s.recovered {
 		s.floor = clientOffset
 		if s.floor == "" {
@@ -393,9 +395,12 @@ func (s *Socket) handleEvent(p *packet) error {
 		return errPacket
 	}
 	ev := &Event{Socket: s, Name: name, Args: args[1:], ackID: p.id, binary: len(p.bins) > 0}
-	if ev.binary {
+	switch {
+	case p.decoded:
+		ev.binary = adapter.HasBinary(ev.Args)
+	case ev.binary:
 		ev.data = p.data // already a copy (Client.Text)
-	} else {
+	default:
 		ev.data = append([]byte(nil), p.data...) // the transport reuses its buffer
 	}
 	s.nsp.mu.RLock()

@@ -192,6 +192,11 @@ type Config struct {
 	// by default.
 	Admin AdminConfig
 
+	// Parser is the socket.io wire format of every client:
+	// namespaces.ParserJSON (the zero value) or namespaces.ParserMsgpack
+	// (clients with socket.io-msgpack-parser).
+	Parser namespaces.Parser
+
 	// Logger: nil means no logs.
 	Logger *zap.Logger
 	// Registry receives the metrics. nil: a new registry (served at /metrics).

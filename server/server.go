@@ -82,6 +82,7 @@ func New(cfg Config) (*Server, error) {
 		Logger:         cfg.Logger,
 		// 0 is the same default in both packages.
 		MaxDynamicNamespaces: cfg.MaxNamespaces,
+		Parser:               cfg.Parser,
 		Hooks: namespaces.Hooks{
 			Connect: func(nsp string) {
 				m.sockets.WithLabelValues(nsp).Inc()

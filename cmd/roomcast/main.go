@@ -125,6 +125,7 @@ type options struct {
 	adminUI, adminReadOnly  bool
 	adminUser, adminHash    string
 	adminNamespace, adminID string
+	parser                  string
 }
 
 func parse(args []string) (*options, error) {
@@ -181,6 +182,7 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.adminReadOnly, "admin-readonly", false, "Admin UI: show only; refuse its commands (emit, join, leave, disconnect)")
 	fs.StringVar(&o.adminNamespace, "admin-namespace", server.DefaultAdminNamespace, "namespace the Admin UI connects to")
 	fs.StringVar(&o.adminID, "admin-server-id", "", "this node's name in the Admin UI (default hostname#node-id)")
+	fs.StringVar(&o.parser, "parser", "json", "socket.io wire format of every client: json (default parser) or msgpack (socket.io-msgpack-parser)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -224,6 +226,9 @@ func (o *options) validate() error {
 	}
 	if !strings.HasPrefix(o.path, "/") || strings.ContainsAny(o.path, "?# \t") {
 		return bad("--path: must be an absolute URL path such as %s (no query or spaces), not %q", server.DefaultPath, o.path)
+	}
+	if _, err := server.ParseParser(o.parser); err != nil {
+		return bad("--parser: unknown parser %q; accepted: json, msgpack", o.parser)
 	}
 	if o.maxPayload <= 0 {
 		return bad("--max-payload: must be a positive number of bytes (default %d), not %d", server.DefaultMaxPayload, o.maxPayload)
@@ -365,6 +370,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		ReadOnly: o.adminReadOnly, Namespace: o.adminNamespace, ServerID: o.adminID}
 	cfg.BackplaneCapacity = o.backplaneCapacity
 	cfg.StatsDAddr, cfg.StatsDPrefix = o.statsdAddr, o.statsdPrefix
+	cfg.Parser, _ = server.ParseParser(o.parser) // checked by validate
 	if o.backplane != "memory" {
 		cfg.RedisURL = o.redisURL
 	}

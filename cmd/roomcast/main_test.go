@@ -177,6 +177,7 @@ func TestServeValidation(t *testing.T) {
 		{"bad namespaces", nil, []string{"--namespaces", "("}, 2, `--namespaces: not a regular expression`},
 		{"bad duration", nil, []string{"--ping-interval", "soon"}, 2, `invalid value "soon" for flag -ping-interval`},
 		{"zero ping interval", nil, []string{"--ping-interval", "0"}, 2, `--ping-interval: must be a positive duration`},
+		{"unknown parser", nil, []string{"--parser", "cbor"}, 2, `^roomcast: --parser: unknown parser "cbor"; accepted: json, msgpack\n$`},
 		{"static not a directory", nil, []string{"--static", "/nonexistent"}, 2, `--static: "/nonexistent" is not a readable directory`},
 		{"bad environment variable", []string{"ROOMCAST_MAX_PAYLOAD=lots"}, nil, 2, `ROOMCAST_MAX_PAYLOAD="lots" \(--max-payload\)`},
 		{"environment variable validated too", []string{"ROOMCAST_ADAPTER=foo"}, nil, 2, `--adapter: unknown adapter "foo"`},

@@ -92,7 +92,9 @@ const cfg = {
   publishSelf: parseBool("publish-self", flags["publish-self"]),
   apiKey: flags["api-key"],
   jwtSecret: flags["jwt-secret"],
+  parser: flags.parser ?? "json",
 };
+if (!["json", "msgpack"].includes(cfg.parser)) fail(`invalid --parser ${cfg.parser}`);
 if (!Number.isInteger(cfg.maxPayload) || cfg.maxPayload <= 0) fail("invalid --max-payload");
 
 function log(level, msg, fields = {}) {
@@ -298,6 +300,7 @@ io = new Server(httpServer, {
   pingTimeout: cfg.pingTimeout,
   maxHttpBufferSize: cfg.maxPayload,
   cors: { origin: origins },
+  ...(cfg.parser === "msgpack" && { parser: require("socket.io-msgpack-parser") }),
   ...(cfg.recoveryWindow > 0 && {
     connectionStateRecovery: { maxDisconnectionDuration: cfg.recoveryWindow, skipMiddlewares: true },
   }),
