@@ -98,8 +98,10 @@ func (c *rawClient) write(s string) {
 // read returns the next text message, answering pings on the way.
 func (c *rawClient) read() string {
 	c.t.Helper()
+	// One deadline for the whole read: the server's pings, answered
+	// below, must not extend the wait for a message that never comes.
+	c.ws.SetReadDeadline(time.Now().Add(safetyNet))
 	for {
-		c.ws.SetReadDeadline(time.Now().Add(safetyNet))
 		_, b, err := c.ws.ReadMessage()
 		if err != nil {
 			c.t.Fatalf("read: %v", err)
