@@ -2,6 +2,7 @@ package namespaces
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -316,4 +317,53 @@ func (b *Broadcast) report(hook func(nsp, room, sid string), ids, rooms []string
 // closeConn their whole connections close. Errors: see Join.
 func (b *Broadcast) Disconnect(closeConn bool) error {
 	return b.nsp.adapter.DisconnectSockets(b.opts(), closeConn)
+}
+
+// Deliver hands a broadcast to one local recipient (the adapter calls it
+// for each, from the broadcasting goroutine or the backplane's receive
+// loop): the packet is encoded once for all of them.
+func (r receiver) Deliver(id string, msg *adapter.Message) {
+	n := r.n
+	var col *ackCollector // set on a broadcast with ack this node sent
+	if l, ok := msg.Local.(*localState); ok {
+		col = l.col
+	}
+	s := n.Socket(id)
+	if s == nil {
+		if col != nil && msg.OnAck != nil {
+			col.gone() // left between the adapter's lookup and now
+		}
+		return
+	}
+	if msg.OnAck != nil {
+		onAck := msg.OnAck
+		if !s.acks.Add(msg.AckID, func(args []any, err error) {
+			switch {
+			case err == nil:
+				onAck(args)
+			case col != nil && errors.Is(err, ErrSocketDisconnected):
+				// This answer will never come: the sender stops waiting
+				// for it rather than until its timeout.
+				col.gone()
+			}
+		}, msg.AckTimeout) {
+			return
+		}
+	}
+	s.deliver(n.encode(msg), msg.Offset)
+}
+
+// encode renders msg once for every local recipient.
+func (n *Namespace) encode(msg *adapter.Message) *clients.Packet {
+	return msg.Encoded(func(m *adapter.Message) any {
+		data := m.Data
+		if m.Offset != "" {
+			data = append(data[:len(data):len(data)], m.Offset)
+		}
+		p := n.packet(m.Type, m.AckID, data, m.Volatile, m.Key)
+		if l, ok := m.Local.(*localState); ok && p != nil && l.policy != 0 {
+			p.Policy = l.policy
+		}
+		return p
+	}).(*clients.Packet)
 }

@@ -3,7 +3,6 @@ package namespaces
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -159,39 +158,9 @@ func (n *Namespace) remove(s *Socket) {
 	n.mu.Unlock()
 }
 
-// receiver delivers adapter messages to local sockets.
+// receiver is the namespace's side of its adapter (Deliver is in
+// broadcast.go, with the rest of a broadcast's path).
 type receiver struct{ n *Namespace }
-
-func (r receiver) Deliver(id string, msg *adapter.Message) {
-	n := r.n
-	var col *ackCollector // set on a broadcast with ack this node sent
-	if l, ok := msg.Local.(*localState); ok {
-		col = l.col
-	}
-	s := n.Socket(id)
-	if s == nil {
-		if col != nil && msg.OnAck != nil {
-			col.gone() // left between the adapter's lookup and now
-		}
-		return
-	}
-	if msg.OnAck != nil {
-		onAck := msg.OnAck
-		if !s.acks.Add(msg.AckID, func(args []any, err error) {
-			switch {
-			case err == nil:
-				onAck(args)
-			case col != nil && errors.Is(err, ErrSocketDisconnected):
-				// This answer will never come: the sender stops waiting
-				// for it rather than until its timeout.
-				col.gone()
-			}
-		}, msg.AckTimeout) {
-			return
-		}
-	}
-	s.deliver(n.encode(msg), msg.Offset)
-}
 
 func (r receiver) Disconnect(id string, closeConn bool) {
 	if s := r.n.Socket(id); s != nil {
@@ -270,21 +239,6 @@ func (n *Namespace) ServerSideEmitWithAck(ctx context.Context, event string, arg
 // FetchSockets describes the sockets of the namespace on every node.
 func (n *Namespace) FetchSockets(ctx context.Context) ([]adapter.SocketInfo, error) {
 	return n.all().FetchSockets(ctx)
-}
-
-// encode renders msg once for every local recipient.
-func (n *Namespace) encode(msg *adapter.Message) *clients.Packet {
-	return msg.Encoded(func(m *adapter.Message) any {
-		data := m.Data
-		if m.Offset != "" {
-			data = append(data[:len(data):len(data)], m.Offset)
-		}
-		p := n.packet(m.Type, m.AckID, data, m.Volatile, m.Key)
-		if l, ok := m.Local.(*localState); ok && p != nil && l.policy != 0 {
-			p.Policy = l.policy
-		}
-		return p
-	}).(*clients.Packet)
 }
 
 // packet encodes a socket.io packet of this namespace. Encoding errors
