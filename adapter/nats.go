@@ -62,8 +62,9 @@ type natsNode struct {
 	in     chan *nats.Msg
 	pub    *jobs
 
-	// unflushed: a subscription was made that the server may not have yet.
-	unflushed atomic.Bool
+	// subGen counts the subscriptions made; flushed is the highest count
+	// the server is known to have (a flush after it came back).
+	subGen, flushed atomic.Uint64
 
 	mu   sync.Mutex
 	subs map[string]*nats.Subscription // by subject
@@ -184,7 +185,7 @@ func (n *natsNode) subscribe(subject string) {
 	}
 	sub.SetPendingLimits(-1, -1) // the shared queue bounds them
 	n.subs[subject] = sub
-	n.unflushed.Store(true)
+	n.subGen.Add(1)
 }
 
 // queue hands a publish to the ordered publisher, or refuses it with
@@ -198,12 +199,26 @@ func (n *natsNode) queue(job func()) error {
 	return n.pub.queue(job)
 }
 
-// settle waits (up to a second, and only while connected) until the
-// server has the subscriptions made so far, so a socket that has joined a
-// room hears the room's broadcasts from other nodes from then on.
+// settle waits until the server has the subscriptions made so far, so a
+// socket that has joined a room hears the room's broadcasts from other
+// nodes from then on. Every caller waits for its own subscriptions: a
+// flush another join started earlier may not cover them. The wait is
+// bounded by the request timeout and skipped while disconnected (the
+// client resubscribes on reconnect); a flush that fails is counted.
 func (n *natsNode) settle() {
-	if n.unflushed.Swap(false) && n.nc.IsConnected() {
-		n.nc.FlushTimeout(time.Second)
+	gen := n.subGen.Load()
+	if n.flushed.Load() >= gen || !n.nc.IsConnected() {
+		return
+	}
+	if err := n.nc.FlushTimeout(n.cfg.RequestTimeout); err != nil {
+		n.fail("subscribe", err)
+		return
+	}
+	for {
+		f := n.flushed.Load()
+		if f >= gen || n.flushed.CompareAndSwap(f, gen) {
+			return
+		}
 	}
 }
 
