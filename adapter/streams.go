@@ -23,6 +23,8 @@ const (
 	streamReadCount      = 100
 	streamBlock          = time.Second // bounds how long Close waits for the reader
 	restoreMaxRanges     = 100
+	restoreMaxFailures   = 3       // failed ranges before a recovery is refused
+	restoreRangeBytes    = 4 << 20 // a recovery range above this: the next one is one entry
 )
 
 // StreamsConfig configures the Redis streams backplane.
@@ -314,10 +316,13 @@ func (a *streamsAdapter) SaveSession(s *Session) {
 	}
 }
 
-// RestoreSession takes the session from Redis, rejoins the socket to its
-// rooms, then reads what it missed from the stream; a message delivered
-// live meanwhile is also in that range, and the receiver drops the
-// duplicate by offset.
+// RestoreSession takes the session from Redis, reads what it missed from
+// the stream, then rejoins the socket to its rooms once the live reader
+// has not passed the end of what was read: what comes later is delivered
+// live (a message both read and delivered live is dropped by the receiver
+// by offset). A failed or incomplete read (a timeout on a loaded machine)
+// puts the session back and refuses the recovery: nothing is attached, so
+// it never yields a recovered socket that silently missed messages.
 func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session)) *Session {
 	if a.window <= 0 {
 		return nil
@@ -361,25 +366,71 @@ func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session
 		return nil
 	}
 	if got, err := a.n.client.XRange(ctx, a.n.scfg.Stream, offset, offset).Result(); err != nil || len(got) == 0 {
+		if err != nil {
+			a.n.fail("request", err)
+			a.SaveSession(s) // unknown for now, not gone
+		}
 		return nil // the offset was trimmed away: no exact catch-up
 	}
-	attach(s)
-	a.Memory.Join(s.ID, s.Rooms...)
 	rooms := make(map[string]struct{}, len(s.Rooms))
 	for _, r := range s.Rooms {
 		rooms[r] = struct{}{}
 	}
 	for i := 0; i < restoreMaxRanges; i++ {
-		entries, err := a.n.client.XRangeN(ctx, a.n.scfg.Stream, "("+offset, "+", 1000).Result()
+		end, err := a.readMissed(s, rooms, offset)
 		if err != nil {
 			a.n.fail("request", err)
 			break
 		}
-		if len(entries) == 0 {
-			break
+		offset = end
+		a.n.mu.Lock()
+		if !OffsetAfter(a.n.lastID, offset) {
+			// The live reader delivers everything after offset to the
+			// rejoined socket: it takes n.mu before each entry.
+			attach(s)
+			a.Memory.Join(s.ID, s.Rooms...)
+			a.n.mu.Unlock()
+			return s
 		}
+		a.n.mu.Unlock()
+	}
+	s.Missed = nil
+	a.SaveSession(s)
+	return nil
+}
+
+// readMissed appends to s.Missed what the stream holds after offset for the
+// session's rooms, up to its end, and returns the last entry id read. Each
+// range has its own deadline, and its size follows the entries' size: it
+// starts at one entry, doubles while ranges stay small and falls back to
+// one entry after a large range or a failed one, so a few huge entries (tens
+// of MB, hostile or not) are not read in one reply that cannot arrive within
+// the client's read timeout on a loaded machine.
+func (a *streamsAdapter) readMissed(s *Session, rooms map[string]struct{}, offset string) (string, error) {
+	count, failures := int64(1), 0
+	for i := 0; i < restoreMaxRanges*1000; {
+		ctx, cancel := context.WithTimeout(context.Background(), a.n.cfg.RequestTimeout)
+		entries, err := a.n.client.XRangeN(ctx, a.n.scfg.Stream, "("+offset, "+", count).Result()
+		cancel()
+		if err != nil {
+			if failures++; failures == restoreMaxFailures {
+				return offset, err
+			}
+			count = 1 // then again, one entry at a time
+			continue
+		}
+		if len(entries) == 0 {
+			return offset, nil
+		}
+		i += len(entries)
+		size := 0
 		for _, e := range entries {
 			offset = e.ID
+			for _, v := range e.Values {
+				if v, ok := v.(string); ok {
+					size += len(v)
+				}
+			}
 			if e.Values["nsp"] != a.nsp || e.Values["type"] != strconv.Itoa(cmBroadcast) {
 				continue
 			}
@@ -398,6 +449,12 @@ func (a *streamsAdapter) RestoreSession(pid, offset string, attach func(*Session
 				s.Missed = append(s.Missed, msg)
 			}
 		}
+		switch {
+		case size > restoreRangeBytes:
+			count = 1
+		case size < restoreRangeBytes/4:
+			count = min(2*count, 1000)
+		}
 	}
-	return s
+	return offset, fmt.Errorf("more than %d entries to replay", restoreMaxRanges*1000)
 }

@@ -163,7 +163,10 @@ func xaddHostile(t *testing.T, rc *redis.Client, name string, p []byte) {
 func TestBackplaneStreamsRecoveryPastHostileEntries(t *testing.T) {
 	rs := startRedis(t)
 	ctx := context.Background()
-	cfg := Config{Backplane: "redis-streams", RecoveryWindow: time.Minute}
+	// The sessions must outlive the run: on a loaded machine the nodes take
+	// over a minute to skip the ~40 MB of bad entries live and then in two
+	// recoveries.
+	cfg := Config{Backplane: "redis-streams", RecoveryWindow: 10 * time.Minute}
 	srvs, addrs := cluster(t, rs, 2, cfg)
 	rc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)})
 	t.Cleanup(func() { rc.Close() })
@@ -221,5 +224,39 @@ func TestBackplaneStreamsRecoveryPastHostileEntries(t *testing.T) {
 	waitFor(t, func() bool { return decodeErrors(srvs[1]) >= 2*bad })
 	if got := decodeErrors(late[0]); got != bad {
 		t.Errorf("late node counted %v undecodable entries, want %v", got, bad)
+	}
+}
+
+// A recovery that cannot read what the client missed (here an entry too big
+// for the node's Redis read timeout) is refused: the client gets a new
+// session, never its old one without the messages in between.
+func TestBackplaneStreamsRecoveryRefusedWhenUnreadable(t *testing.T) {
+	rs := startRedis(t)
+	ctx := context.Background()
+	cfg := Config{Backplane: "redis-streams", RecoveryWindow: 10 * time.Minute}
+	srvs, addrs := cluster(t, rs, 1, cfg)
+	rc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)})
+	t.Cleanup(func() { rc.Close() })
+
+	a := dialRaw(t, addrs[0], 0)
+	ans := a.connect("/")
+	sid := sidOf(ans)
+	pid := regexp.MustCompile(`"pid":"([^"]+)"`).FindStringSubmatch(ans)[1]
+	a.join("r")
+	srvs[0].To("r").Emit(ctx, "m", 0)
+	offset := regexp.MustCompile(`"([0-9]+-[0-9]+)"\]$`).FindStringSubmatch(a.expect(`^42\["m",0,"`))[1]
+	a.ws.Close()
+	waitFor(t, func() bool { return srvs[0].Of("/").Socket(sid) == nil })
+	srvs[0].To("r").Emit(ctx, "m", 1)
+	waitFor(t, func() bool { return srvs[0].Of("/").Adapter().Offset() != offset })
+	// 32 MB cannot arrive within 50 ms; the session and the offset's entry
+	// can (or the recovery is refused earlier, which is right too).
+	xadd(t, rc, map[string]any{"uid": "big", "nsp": "/other", "type": "3", "data": strings.Repeat("x", 32<<20)})
+
+	_, slow := clusterAt(t, rs.url()+"?read_timeout=50ms", 1, cfg)
+	b := dialRaw(t, slow[0], 0)
+	b.write(fmt.Sprintf(`40{"pid":%q,"offset":%q}`, pid, offset))
+	if ans := b.read(); sidOf(ans) == sid {
+		t.Fatalf("recovered without reading what it missed: %q", ans)
 	}
 }
