@@ -141,7 +141,7 @@ func (s *session) writePayload(w http.ResponseWriter, entries []Entry) error {
 }
 
 func classifyWriteErr(err error) error {
-	if isTimeout(err) {
+	if IsTimeout(err) {
 		return errWriteTimeout
 	}
 	return err
@@ -159,7 +159,7 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	timeout := s.srv.cfg.ReadTimeout
-	body, err := readBody(w, r, s.srv.cfg.MaxPayload, timeout)
+	body, err := ReadBody(w, r, s.srv.cfg.MaxPayload, timeout)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
@@ -167,7 +167,7 @@ func (s *session) post(w http.ResponseWriter, r *http.Request) {
 			s.log().Info("closing connection on oversized polling body", zap.Int("max_payload", s.srv.cfg.MaxPayload))
 			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 			s.Close(ReasonPayloadTooLarge)
-		case isTimeout(err):
+		case IsTimeout(err):
 			s.log().Info("closing connection on slow polling body", zap.Duration("read_timeout", timeout))
 			w.Header().Set("Connection", "close")
 			http.Error(w, "request body timeout", http.StatusRequestTimeout)
@@ -255,20 +255,24 @@ func encodeMessage(buf *bytes.Buffer, data []byte, binary bool) {
 	enc.Close()
 }
 
-// readBody reads a request body of at most max bytes, within timeout
+// ReadBody reads a request body of at most max bytes, within timeout
 // (none when timeout <= 0): a body that announces more than it sends holds
-// its request, goroutine and socket no longer. After an error the deadline
-// stays, so net/http does not wait for the rest of the body.
-// Errors: *http.MaxBytesError over max, one with Timeout() true when slow.
-func readBody(w http.ResponseWriter, r *http.Request, max int, timeout time.Duration) ([]byte, error) {
+// its request, goroutine and socket no longer. The deadline ends with the
+// body: net/http clears it when the body reaches EOF and starts its own
+// read for the peer going away, so a handler may wait on after reading.
+// After an error it stays, so net/http does not wait for the rest of the
+// body. Errors: *http.MaxBytesError over max, one IsTimeout tells when
+// slow. The polling transport reads its POSTs with it; so may other
+// handlers of the same server (the HTTP API does).
+func ReadBody(w http.ResponseWriter, r *http.Request, max int, timeout time.Duration) ([]byte, error) {
 	if timeout > 0 {
 		http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
 	}
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
 }
 
-// isTimeout tells whether err is a deadline passing.
-func isTimeout(err error) bool {
+// IsTimeout tells whether err is a deadline passing.
+func IsTimeout(err error) bool {
 	var te interface{ Timeout() bool }
 	return errors.As(err, &te) && te.Timeout()
 }

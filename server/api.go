@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roomcast/roomcast/clients"
 	"github.com/roomcast/roomcast/namespaces"
 )
 
@@ -122,7 +123,7 @@ func api[T any](srv *Server, h func(w http.ResponseWriter, r *http.Request, req 
 	return func(w http.ResponseWriter, r *http.Request) {
 		req := new(T)
 		if r.Method == http.MethodPost {
-			body, err := readBody(w, r, srv.cfg.MaxPayload, srv.cfg.ReadTimeout)
+			body, err := clients.ReadBody(w, r, srv.cfg.MaxPayload, srv.cfg.ReadTimeout)
 			if err == nil {
 				dec := json.NewDecoder(bytes.NewReader(body))
 				dec.DisallowUnknownFields()
@@ -133,7 +134,7 @@ func api[T any](srv *Server, h func(w http.ResponseWriter, r *http.Request, req 
 			}
 			if err != nil {
 				var tooBig *http.MaxBytesError
-				if isTimeout(err) {
+				if clients.IsTimeout(err) {
 					w.Header().Set("Connection", "close")
 					writeJSON(w, http.StatusRequestTimeout, map[string]any{"error": "body not received in time"})
 					return
