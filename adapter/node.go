@@ -53,9 +53,10 @@ func (n *node) fail(op string, err error) {
 }
 
 // receive runs a subscriber loop until the node closes, handing each
-// message to handle (which must not block). After an error it backs off,
-// 100 ms doubling to 1 s, while go-redis reconnects and resubscribes.
-func (n *node) receive(ps *redis.PubSub, handle func(channel string, payload []byte)) {
+// message to handle and each PONG to pong when set (neither may block).
+// After an error it backs off, 100 ms doubling to 1 s, while go-redis
+// reconnects and resubscribes.
+func (n *node) receive(ps *redis.PubSub, handle func(channel string, payload []byte), pong func(payload string)) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -77,9 +78,14 @@ func (n *node) receive(ps *redis.PubSub, handle func(channel string, payload []b
 				n.log.Info("redis subscription restored")
 				backoff = 0
 			}
-			if m, ok := msg.(*redis.Message); ok {
+			switch m := msg.(type) {
+			case *redis.Message:
 				n.cfg.Stats.received()
 				handle(m.Channel, []byte(m.Payload))
+			case *redis.Pong:
+				if pong != nil {
+					pong(m.Payload)
+				}
 			}
 		}
 	}()

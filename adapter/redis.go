@@ -119,7 +119,7 @@ func NewRedisNode(cfg RedisConfig) (*RedisNode, error) {
 	}
 	n.pub = newPublisher(publishQueue, n.publish, n.fail)
 	n.ps = n.client.Subscribe(n.ctx)
-	n.receiveAll()
+	n.receive(n.ps, n.dispatch, n.pong)
 	n.wg.Add(1)
 	go n.subscriber()
 	return n, nil
@@ -228,42 +228,6 @@ func (n *RedisNode) settle() {
 			return
 		}
 	}
-}
-
-// receiveAll is the subscriber's receive loop: messages go to dispatch,
-// the answers to the subscription PINGs to pong. After an error it backs
-// off, 100 ms doubling to 1 s, while go-redis reconnects and resubscribes.
-func (n *RedisNode) receiveAll() {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		backoff := time.Duration(0)
-		for {
-			msg, err := n.ps.Receive(n.ctx)
-			if err != nil {
-				if n.ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
-					return
-				}
-				n.fail("subscribe", err)
-				backoff = min(max(2*backoff, 100*time.Millisecond), time.Second)
-				if !sleepCtx(n.ctx, backoff) {
-					return
-				}
-				continue
-			}
-			if backoff > 0 {
-				n.log.Info("redis subscription restored")
-				backoff = 0
-			}
-			switch m := msg.(type) {
-			case *redis.Message:
-				n.cfg.Stats.received()
-				n.dispatch(m.Channel, []byte(m.Payload))
-			case *redis.Pong:
-				n.pong(m.Payload)
-			}
-		}
-	}()
 }
 
 // Adapter makes the adapter of a namespace; its signature fits

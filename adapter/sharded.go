@@ -147,7 +147,7 @@ func (n *ShardedNode) apply(op subOp) {
 		n.mu.Lock()
 		n.subs[addr] = ps
 		n.mu.Unlock()
-		n.receive(ps, n.dispatch)
+		n.receive(ps, n.dispatch, nil)
 		return
 	}
 	if err := ps.SSubscribe(n.ctx, op.channel); err != nil {

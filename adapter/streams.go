@@ -77,7 +77,7 @@ func NewStreamsNode(cfg StreamsConfig) (*StreamsNode, error) {
 	n.routes = newRoutes(n.cfg.Prefix+"#", n.fail)
 	n.pub = newJobs(n.fail)
 	n.ps = n.client.Subscribe(n.ctx)
-	n.receive(n.ps, n.onPublished)
+	n.receive(n.ps, n.onPublished, nil)
 	n.wg.Add(1)
 	go n.read()
 	return n, nil
