@@ -16,9 +16,6 @@ const (
 	ParserMsgpack
 )
 
-// Parsers names the accepted values of ParseParser.
-var Parsers = []string{"json", "msgpack"}
-
 // ParseParser reads a parser name: "json" (or "") or "msgpack".
 func ParseParser(s string) (Parser, error) {
 	switch s {
