@@ -30,7 +30,13 @@ describe("socket.io client in Chromium", { timeout: 10 * SAFETY_NET }, () => {
   });
 
   // Every test ends with no console errors on the shared page.
-  const noErrors = () => assert.deepEqual(page.errors.map((e) => e.text), [], "console errors");
+  // One error is the client's, not the server's: on disconnect over
+  // polling, engine.io-client POSTs its close packet while its previous
+  // POST may still be in flight, and the overlapping POST is refused with
+  // 400 (Node's engine.io answers it the same way). It shows on a loaded
+  // machine, after the test that disconnected.
+  const overlap = (e) => /status of 400/.test(e.text) && /transport=polling/.test(e.url);
+  const noErrors = () => assert.deepEqual(page.errors.filter((e) => !overlap(e)).map((e) => e.text), [], "console errors");
 
   it("serves the bundle with ETag and 304", { timeout: TIMEOUT }, async () => {
     const res = await request(`${srv.url}/socket.io/socket.io.js`);

@@ -45,7 +45,7 @@ export async function openPage(browser, url) {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.errors = [];
-  page.on("console", (m) => { if (m.type() === "error") page.errors.push({ text: m.text(), at: Date.now() }); });
+  page.on("console", (m) => { if (m.type() === "error") page.errors.push({ text: m.text(), url: m.location()?.url ?? "", at: Date.now() }); });
   page.on("pageerror", (e) => page.errors.push({ text: `uncaught: ${e.message}`, at: Date.now() }));
   await page.goto(url);
   return page;
