@@ -6,6 +6,9 @@
 //
 //	roomcast-bench --scenario fanout --clients 10000 --compare --runs 3 --json fanout.json
 //
+// `roomcast-bench plot --in DIR --out DIR` draws the charts of BENCHMARKS.md
+// from such JSON files.
+//
 // See BENCHMARKS.md for the measurements and the exact commands.
 package main
 
@@ -21,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/roomcast/roomcast/cmd/roomcast-bench/internal/bench"
+	"github.com/roomcast/roomcast/cmd/roomcast-bench/internal/plot"
 )
 
 // listFlag is a flag that may be repeated or hold comma-separated values.
@@ -51,6 +55,9 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "plot" {
+		os.Exit(plot.Command(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	cfg, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
@@ -123,7 +130,8 @@ func parseFlags(args []string) (bench.Config, error) {
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress on stderr")
 	fs.StringVar(cpuProfile, "cpuprofile", "", "write the bench process's CPU profile to this file")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: roomcast-bench [--scenario S] (--url URL | --spawn CMD | --compare) [flags]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: roomcast-bench [--scenario S] (--url URL | --spawn CMD | --compare) [flags]\n")
+		fmt.Fprintf(fs.Output(), "       roomcast-bench plot [--in DIR] [--out DIR]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
