@@ -60,3 +60,27 @@ bundle:
 	@if [ -f $(CLIENT_DIST)/socket.io.js ]; then \
 		cp $(CLIENT_DIST)/socket.io*.js $(CLIENT_DIST)/socket.io*.js.map node_modules/socket.io-client/package.json server/clientdist/; \
 	else echo "make bundle: no $(CLIENT_DIST) (npm ci needs npm): building without the browser client" >&2; fi
+
+# The charts of BENCHMARKS.md ("## Pictures"), drawn from the committed
+# roomcast-bench --json reports in $(BENCH_RESULTS); fast, runs no benchmark.
+.PHONY: plots bench-json
+BENCH_RESULTS = cmd/roomcast-bench/results
+plots:
+	go run ./cmd/roomcast-bench plot --in $(BENCH_RESULTS) --out $(BENCH_RESULTS)/plots
+
+# The benchmarks behind those reports: roomcast against the Node reference,
+# 3 runs each, one after the other; about 40 minutes on 2 cores. Then
+# `make plots`. BENCH_WRAP prefixes every run (on a machine shared with
+# other benchmarks: BENCH_WRAP="flock /tmp/roomcast-bench.lock"). The idle
+# 100,000-client and cross-node throughput reports come from their own runs
+# (see BENCHMARKS.md).
+BENCH_WRAP ?=
+FANOUT_CLIENTS ?= 1000:1k 2500:2.5k 5000:5k 10000:10k
+bench-json: build deps
+	mkdir -p $(BENCH_RESULTS)
+	for nt in $(FANOUT_CLIENTS); do \
+		$(BENCH_WRAP) bin/roomcast-bench --scenario fanout --clients $${nt%%:*} --interval 1s --compare --runs 3 \
+			--json $(BENCH_RESULTS)/fanout-$${nt#*:}.json || exit 1; \
+	done
+	$(BENCH_WRAP) bin/roomcast-bench --scenario echo --clients 10000 --compare --runs 3 --json $(BENCH_RESULTS)/echo-10k.json
+	$(BENCH_WRAP) bin/roomcast-bench --scenario idle --clients 10000 --compare --runs 3 --json $(BENCH_RESULTS)/idle-10k.json
