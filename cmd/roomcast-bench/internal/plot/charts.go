@@ -218,7 +218,9 @@ func fanoutChart(reps []*report, log io.Writer) ([]byte, string, error) {
 	p.X.Min = 0
 	p.X.Max = float64(reps[len(reps)-1].Config.Clients) * 1.05
 	drawn := 0
-	for i, t := range targets(reps) {
+	ts := targets(reps)
+	nt := len(ts)
+	for i, t := range ts {
 		col := targetColor(t, i)
 		for _, q := range []struct {
 			name  string
@@ -243,6 +245,8 @@ func fanoutChart(reps []*report, log io.Writer) ([]byte, string, error) {
 			for _, rep := range reps {
 				if s, ok := collect(rep, t, q.get, log); ok {
 					eb.add(float64(rep.Config.Clients), s)
+				} else if q.name == "p50" {
+					fmt.Fprintf(log, "plot: %s: no successful %s run: no %s point at %d clients\n", rep.Path, t, t, rep.Config.Clients)
 				}
 			}
 			if len(eb.xy) == 0 {
@@ -259,7 +263,10 @@ func fanoutChart(reps []*report, log io.Writer) ([]byte, string, error) {
 				return nil, "", err
 			}
 			bars.Color, bars.CapWidth = col, vg.Points(6)
-			p.Add(line, pts, bars)
+			// Each target's points and whiskers sit a little to the side
+			// of the tick so that the whiskers of the others stay visible.
+			dodge := vg.Points(4) * vg.Length(float64(i)-float64(nt-1)/2)
+			p.Add(offsetPlotter{line, dodge}, offsetPlotter{pts, dodge}, offsetPlotter{bars, dodge})
 			p.Legend.Add(targetName(t)+" "+q.name, line, pts)
 			drawn++
 		}
@@ -275,7 +282,7 @@ func fanoutChart(reps []*report, log io.Writer) ([]byte, string, error) {
 // all be alike.
 func fanoutSetup(reps []*report, log io.Writer) string {
 	desc := func(c config) string {
-		return fmt.Sprintf("%d broadcasts of %d B, one every %v", c.Messages, c.Payload, time.Duration(c.Interval))
+		return fmt.Sprintf("%d broadcasts of %d B, one every %s", c.Messages, c.Payload, duration(time.Duration(c.Interval)))
 	}
 	s, from := "", ""
 	for _, rep := range reps {
@@ -553,4 +560,12 @@ func throughputChart(reps []*report, log io.Writer) ([]byte, string, error) {
 		machineLine(reps),
 	}, "adapter", "max sustained, msg/s (higher is better)", b, commas)
 	return svg, "", err
+}
+
+// duration writes whole seconds as "1 s", anything else as milliseconds.
+func duration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%d s", d/time.Second)
+	}
+	return fmt.Sprintf("%g ms", float64(d)/float64(time.Millisecond))
 }

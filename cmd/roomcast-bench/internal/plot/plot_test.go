@@ -72,7 +72,7 @@ func TestRunFixture(t *testing.T) {
 	svg := readSVG(t, out, FileFanout)
 	wantText(t, FileFanout, svg, "roomcast p50", "roomcast p99", "Node (socket.io) p50", "Node (socket.io) p99",
 		"1,000", "2,500", "5,000", "clients in the room")
-	if !strings.Contains(svg, "2 vCPU") || !strings.Contains(svg, "20 broadcasts of 100 B, one every 1s") {
+	if !strings.Contains(svg, "2 vCPU") || !strings.Contains(svg, "20 broadcasts of 100 B, one every 1 s") {
 		t.Errorf("%s: title lacks the machine or the broadcast setup", FileFanout)
 	}
 	wantCount(t, FileFanout, svg, "roomcast p50 points", "fill:"+rc, 3+1)
