@@ -327,6 +327,22 @@ func (b *barSet) any() bool {
 	return false
 }
 
+// ratio is " (R×)" after roomcast's value in a category where Node was
+// measured too: roomcast's median over Node's.
+func (b *barSet) ratio(t, c int) string {
+	if b.targets[t] != "roomcast" {
+		return ""
+	}
+	for j, u := range b.targets {
+		if u == "node" {
+			if n := b.vals[j][c]; n != nil && n.Median > 0 {
+				return fmt.Sprintf(" (%.2f×)", b.vals[t][c].Median/n.Median)
+			}
+		}
+	}
+	return ""
+}
+
 // drawBars adds the bars, whiskers and value labels of b to p: one bar per
 // measured value (none where a target was not measured, which is labelled
 // "not run").
@@ -358,7 +374,7 @@ func drawBars(p *plot.Plot, b *barSet, label func(float64) string) error {
 			}
 			eb.add(float64(c), *s)
 			lab.XYs = append(lab.XYs, plotter.XY{X: float64(c), Y: s.Max})
-			lab.Labels = append(lab.Labels, label(s.Median))
+			lab.Labels = append(lab.Labels, label(s.Median)+b.ratio(i, c))
 		}
 		if first == nil {
 			continue // never measured: no legend entry either

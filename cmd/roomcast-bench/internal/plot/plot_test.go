@@ -81,25 +81,25 @@ func TestRunFixture(t *testing.T) {
 	wantCount(t, FileFanout, svg, "Node p99 points", "fill:none;stroke:"+node+";stroke-width:0.5", 2+1)
 
 	// Echo at 10,000: one bar each (plus the legend's swatch), labelled
-	// with the median of the three runs.
+	// with the median of the three runs; roomcast's with its ratio to Node.
 	svg = readSVG(t, out, FileEcho)
-	wantText(t, FileEcho, svg, "roomcast", "Node (socket.io)", "10,000 clients", "53,000", "31,000")
+	wantText(t, FileEcho, svg, "roomcast", "Node (socket.io)", "10,000 clients", "53,000 (1.71×)", "31,000")
 	wantCount(t, FileEcho, svg, "roomcast bars", "fill:"+rc, 1+1)
 	wantCount(t, FileEcho, svg, "Node bars", "fill:"+node, 1+1)
 
 	// Idle at 10,000 (both) and 100,000 (roomcast only).
 	svg = readSVG(t, out, FileMemory)
-	wantText(t, FileMemory, svg, "roomcast", "Node (socket.io)", "10,000 clients", "100,000 clients", "14.2", "16.0", "13.1", "not run")
+	wantText(t, FileMemory, svg, "roomcast", "Node (socket.io)", "10,000 clients", "100,000 clients", "14.2 (0.89×)", "16.0", "13.1", "not run")
 	wantCount(t, FileMemory, svg, "roomcast bars", "fill:"+rc, 2+1)
 	wantCount(t, FileMemory, svg, "Node bars", "fill:"+node, 1+1)
 	svg = readSVG(t, out, FileMemoryTotal)
-	wantText(t, FileMemoryTotal, svg, "1,320", "148", "166")
+	wantText(t, FileMemoryTotal, svg, "1,320", "148 (0.89×)", "166")
 	wantCount(t, FileMemoryTotal, svg, "roomcast bars", "fill:"+rc, 2+1)
 
 	// Throughput: redis named in the results, nats only in the file name;
 	// the Node nats run without a rate is left out of the median.
 	svg = readSVG(t, out, FileThroughput)
-	wantText(t, FileThroughput, svg, "nats", "redis", "61,000", "40,000", "12,000", "9,000")
+	wantText(t, FileThroughput, svg, "nats", "redis", "61,000 (5.08×)", "40,000 (4.44×)", "12,000", "9,000")
 	wantCount(t, FileThroughput, svg, "roomcast bars", "fill:"+rc, 2+1)
 	wantCount(t, FileThroughput, svg, "Node bars", "fill:"+node, 2+1)
 }
