@@ -69,7 +69,7 @@ plots:
 	go run ./cmd/roomcast-bench plot --in $(BENCH_RESULTS) --out $(BENCH_RESULTS)/plots
 
 # The benchmarks behind those reports: roomcast against the Node reference,
-# 3 runs each, one after the other; about 40 minutes on 2 cores. Then
+# 3 runs each, one after the other; about 15 minutes on 2 cores. Then
 # `make plots`. BENCH_WRAP prefixes every run (on a machine shared with
 # other benchmarks: BENCH_WRAP="flock /tmp/roomcast-bench.lock"). The idle
 # 100,000-client and cross-node throughput reports come from their own runs
