@@ -66,7 +66,7 @@ bundle:
 .PHONY: plots bench-json
 BENCH_RESULTS = cmd/roomcast-bench/results
 plots:
-	go run ./cmd/roomcast-bench plot --in $(BENCH_RESULTS) --out $(BENCH_RESULTS)/plots
+	go run ./cmd/roomcast-bench/plot --in $(BENCH_RESULTS) --out $(BENCH_RESULTS)/plots
 
 # The benchmarks behind those reports: roomcast against the Node reference,
 # 3 runs each, one after the other; about 15 minutes on 2 cores. Then

@@ -6,8 +6,8 @@
 //
 //	roomcast-bench --scenario fanout --clients 10000 --compare --runs 3 --json fanout.json
 //
-// `roomcast-bench plot --in DIR --out DIR` draws the charts of BENCHMARKS.md
-// from such JSON files.
+// cmd/roomcast-bench/plot draws the charts of BENCHMARKS.md from such JSON
+// files.
 //
 // See BENCHMARKS.md for the measurements and the exact commands.
 package main
@@ -24,7 +24,6 @@ import (
 	"syscall"
 
 	"github.com/roomcast/roomcast/cmd/roomcast-bench/internal/bench"
-	"github.com/roomcast/roomcast/cmd/roomcast-bench/internal/plot"
 )
 
 // listFlag is a flag that may be repeated or hold comma-separated values.
@@ -55,9 +54,6 @@ func main() {
 			os.Exit(1)
 		}
 		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "plot" {
-		os.Exit(plot.Command(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	cfg, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
@@ -131,7 +127,6 @@ func parseFlags(args []string) (bench.Config, error) {
 	fs.StringVar(cpuProfile, "cpuprofile", "", "write the bench process's CPU profile to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: roomcast-bench [--scenario S] (--url URL | --spawn CMD | --compare) [flags]\n")
-		fmt.Fprintf(fs.Output(), "       roomcast-bench plot [--in DIR] [--out DIR]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -29,12 +29,12 @@ const (
 // Command is `roomcast-bench plot [--in DIR] [--out DIR]`; it returns the
 // exit status.
 func Command(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("roomcast-bench plot", flag.ContinueOnError)
+	fs := flag.NewFlagSet("plot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	in := fs.String("in", "cmd/roomcast-bench/results", "directory of roomcast-bench --json files")
 	out := fs.String("out", "cmd/roomcast-bench/results/plots", "directory the SVG files are written to")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: roomcast-bench plot [--in DIR] [--out DIR]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: go run ./cmd/roomcast-bench/plot [--in DIR] [--out DIR]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
