@@ -60,7 +60,7 @@ type JetStreamConfig struct {
 
 // JetStreamNode is one process's connection to the NATS JetStream
 // backplane: broadcasts and room operations go through one stream, which
-// every node reads in order with an ordered consumer, so a node that was
+// every node reads in order with a consumer of its own, so a node that was
 // cut off resumes after the last message it read, and every socket gets a
 // broadcast's stream sequence as its recovery offset; requests and answers
 // go over core NATS. Sessions for connection state recovery live in a
