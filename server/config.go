@@ -146,6 +146,9 @@ type Config struct {
 	// (0: 24 h and 100,000 messages).
 	NATSMaxAge  time.Duration
 	NATSMaxMsgs int64
+	// NATSReplicas is the number of replicas of the nats-jetstream stream
+	// and session bucket, 1 to 5; more than 1 needs a NATS cluster. 0: 1.
+	NATSReplicas int
 
 	// Adapter, when set, makes each namespace's adapter (and Backplane is
 	// ignored): for programs that bring their own.

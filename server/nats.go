@@ -21,7 +21,10 @@ func (srv *Server) connectNATS() error {
 	case "nats":
 		node, err = adapter.NewNATSNode(cfg)
 	case "nats-jetstream":
-		node, err = adapter.NewJetStreamNode(adapter.JetStreamConfig{NATSConfig: cfg, MaxAge: srv.cfg.NATSMaxAge, MaxMsgs: srv.cfg.NATSMaxMsgs})
+		// Starts while JetStream does not answer (and sets the stream up
+		// when it does), as nats starts while NATS is down.
+		node, err = adapter.NewJetStreamNode(adapter.JetStreamConfig{NATSConfig: cfg,
+			MaxAge: srv.cfg.NATSMaxAge, MaxMsgs: srv.cfg.NATSMaxMsgs, Replicas: srv.cfg.NATSReplicas})
 	}
 	if err != nil {
 		return err

@@ -33,7 +33,8 @@ type natsServer struct {
 	cluster int // cluster port, 0 outside a cluster
 	routes  []int
 	dir     string
-	monitor int // HTTP monitoring port, 0: none
+	monitor int  // HTTP monitoring port, 0: none
+	noJS    bool // JetStream off
 	cmd     *exec.Cmd
 }
 
@@ -60,7 +61,10 @@ func (s *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.
 
 func (s *natsServer) start() {
 	s.t.Helper()
-	args := []string{"-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.dir}
+	args := []string{"-a", "127.0.0.1", "-p", fmt.Sprint(s.port)}
+	if !s.noJS {
+		args = append(args, "-js", "-sd", s.dir)
+	}
 	if s.monitor > 0 {
 		args = append(args, "-m", fmt.Sprint(s.monitor))
 	}

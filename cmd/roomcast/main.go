@@ -255,6 +255,9 @@ func (o *options) validate() error {
 	if o.queueBytes <= 0 || o.queuePackets <= 0 {
 		return bad("--send-queue-bytes and --send-queue-packets: must be positive, not %d and %d", o.queueBytes, o.queuePackets)
 	}
+	if err := o.nats.check(); err != nil {
+		return err
+	}
 	if _, err := server.ParsePolicy(o.policy); err != nil {
 		return bad("--send-queue-policy: unknown policy %q; accepted: disconnect, drop-oldest, coalesce", o.policy)
 	}
@@ -507,6 +510,7 @@ type natsOptions struct {
 	url, prefix string
 	maxAge      time.Duration
 	maxMsgs     int64
+	replicas    int
 }
 
 func (n *natsOptions) flags(fs *flag.FlagSet) {
@@ -514,10 +518,27 @@ func (n *natsOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&n.prefix, "nats-prefix", adapter.DefaultNATSPrefix, "subject prefix of the nats adapters (and JetStream stream name, in capitals)")
 	fs.DurationVar(&n.maxAge, "nats-max-age", adapter.DefaultJetStreamMaxAge, "how long the nats-jetstream stream keeps broadcasts")
 	fs.Int64Var(&n.maxMsgs, "nats-max-msgs", adapter.DefaultJetStreamMaxMsgs, "how many broadcasts the nats-jetstream stream keeps")
+	fs.IntVar(&n.replicas, "nats-replicas", 1, "replicas of the nats-jetstream stream and session bucket, 1 to 5 (more than 1 needs a NATS cluster)")
+}
+
+// check validates the NATS flags (JetStream's own bounds).
+func (n *natsOptions) check() error {
+	bad := func(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+	if n.maxAge < 100*time.Millisecond {
+		return bad("--nats-max-age: must be at least 100ms (JetStream's minimum), not %v", n.maxAge)
+	}
+	if n.maxMsgs <= 0 {
+		return bad("--nats-max-msgs: must be a positive number of messages (default %d), not %d", adapter.DefaultJetStreamMaxMsgs, n.maxMsgs)
+	}
+	if n.replicas < 1 || n.replicas > 5 {
+		return bad("--nats-replicas: must be 1 to 5, not %d", n.replicas)
+	}
+	return nil
 }
 
 func (n *natsOptions) apply(cfg *server.Config) {
 	cfg.NATSURL, cfg.NATSPrefix, cfg.NATSMaxAge, cfg.NATSMaxMsgs = n.url, n.prefix, n.maxAge, n.maxMsgs
+	cfg.NATSReplicas = n.replicas
 }
 
 // checkRedis pings the backplane's Redis once before the server starts, so
