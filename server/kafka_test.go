@@ -77,7 +77,9 @@ func kafkaBrokers(t testing.TB) string {
 
 // kafkaPrefix is a topic prefix of the test's own, so tests sharing a real
 // broker do not hear each other.
-func kafkaPrefix() string { return "rc" + strings.NewReplacer("-", "", "_", "").Replace(clients.NewID()[:10]) }
+func kafkaPrefix() string {
+	return "rc" + strings.NewReplacer("-", "", "_", "").Replace(clients.NewID()[:10])
+}
 
 func kafkaCluster(t *testing.T, brokers string, n int, cfg Config) ([]*Server, []string) {
 	cfg.Backplane = "kafka"
