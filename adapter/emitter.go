@@ -210,14 +210,7 @@ func (e *Emitter) publish(ctx context.Context, typ int, data map[string]any) err
 		return e.flush(ctx)
 	case BackplaneKafka:
 		// Synchronous: the record is in Kafka when Emit returns.
-		produce := func(ctx context.Context, r *kgo.Record) (int64, error) {
-			r.Partition = 0
-			rec, err := e.kafka.ProduceSync(ctx, r).First()
-			if err != nil {
-				return 0, err
-			}
-			return rec.Offset + 1, nil
-		}
+		produce := func(ctx context.Context, r *kgo.Record) (int64, error) { return kafkaProduce(ctx, e.kafka, r) }
 		_, err := kafkaPublish(ctx, produce, kafkaControlTopic(e.prefix), kafkaNspTopic(e.prefix, e.nsp), m)
 		return err
 	}

@@ -319,13 +319,34 @@ func (n *KafkaNode) produced(err error) {
 // produce writes one record to partition 0 of its topic and returns the
 // offset after it.
 func (n *KafkaNode) produce(ctx context.Context, r *kgo.Record) (int64, error) {
-	r.Partition = 0
-	rec, err := n.cl.ProduceSync(ctx, r).First()
+	next, err := kafkaProduce(ctx, n.cl, r)
 	n.produced(err)
-	if err != nil {
-		return 0, err
+	return next, err
+}
+
+// kafkaProduce writes r to partition 0 and waits for Kafka's answer, or
+// for ctx: while the client cannot reach a broker it keeps records
+// buffered past their timeout. A record given up on this way has a done
+// context, so the client fails it rather than write it once it can (unless
+// it was in flight when the connection broke: then it may be in the topic
+// after all, as with any Kafka producer that gives up).
+func kafkaProduce(ctx context.Context, cl *kgo.Client, r *kgo.Record) (int64, error) {
+	r.Partition = 0
+	type result struct {
+		r   *kgo.Record
+		err error
 	}
-	return rec.Offset + 1, nil
+	done := make(chan result, 1)
+	cl.Produce(ctx, r, func(r *kgo.Record, err error) { done <- result{r, err} })
+	select {
+	case res := <-done:
+		if res.err != nil {
+			return 0, res.err
+		}
+		return res.r.Offset + 1, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }
 
 // nspTopic is the topic of a namespace: prefix.<token>, or, when that is
