@@ -167,6 +167,9 @@ func NewKafkaNode(cfg KafkaConfig) (*KafkaNode, error) {
 			return min(100*time.Millisecond<<min(tries, 5), 2*time.Second) + time.Duration(tries%7)*10*time.Millisecond
 		}),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		// The ordered publisher waits for each record: lingering (10 ms
+		// by default) would only add to every broadcast's latency.
+		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(cfg.RequestTimeout),
 		kgo.ProduceRequestTimeout(cfg.RequestTimeout),
 		kgo.FetchMaxWait(time.Second), // bounds how long Close waits for a fetch

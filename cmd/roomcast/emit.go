@@ -54,7 +54,7 @@ func emit(args []string) error {
 	}
 	cfg := adapter.EmitterConfig{Backplane: *backplane, Prefix: *prefix}
 	if *backplane == adapter.BackplaneKafka {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(split(*kafkaBrokers)...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(split(*kafkaBrokers)...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
 		if err != nil {
 			return usageError{fmt.Errorf("--kafka-brokers: %w", err)}
 		}
