@@ -150,6 +150,11 @@ func (a *kafkaAdapter) SaveSession(s *Session) {
 	if !time.Now().Before(expires) {
 		return
 	}
+	if a.n.down.Load() {
+		// Not worth holding the closing connection for the timeout.
+		a.n.fail("publish", fmt.Errorf("save session: %w", errKafkaDown))
+		return
+	}
 	b, err := encodeMsgpack(map[string]any{"sid": s.ID, "pid": s.PID, "rooms": s.Rooms, "data": plain1(s.Data),
 		"base": s.Base, "expires": expires.UnixMilli()})
 	if err != nil {
@@ -175,6 +180,10 @@ func (a *kafkaAdapter) RestoreSession(pid, offset string, attach func(*Session))
 		return nil
 	}
 	n := a.n
+	if n.down.Load() {
+		n.fail("request", fmt.Errorf("restore session: %w", errKafkaDown))
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
 	defer cancel()
 	claim := randomID(8)
