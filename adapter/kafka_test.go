@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,18 @@ func (k *testKafka) stop() {
 		k.c.Close()
 		k.c = nil
 	}
+}
+
+// sharedKafka is ROOMCAST_KAFKA_BROKERS, or a kfake broker of the test
+// (stop ends it; the tests that stop and restart the broker always use
+// kfake), with a topic prefix of the test's own.
+func sharedKafka(t *testing.T, name string) (addr, prefix string, stop func()) {
+	prefix = name + randomID(4)
+	if b := os.Getenv("ROOMCAST_KAFKA_BROKERS"); b != "" {
+		return b, prefix, func() {}
+	}
+	k := startTestKafka(t)
+	return k.addr(), prefix, k.stop
 }
 
 // got is a Receiver that hands every delivery to a channel.
@@ -155,12 +168,12 @@ func newTestKafkaNode(t *testing.T, addr, prefix string, opts ...kgo.Opt) (*Kafk
 // broadcasts: its reader resumes from its own position.
 func TestKafkaNodeResumesFromItsPosition(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	k := startTestKafka(t)
-	defer k.stop() // before goleak looks
-	a, _ := newTestKafkaNode(t, k.addr(), "resume")
+	addr, prefix, stop := sharedKafka(t, "resume")
+	defer stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, addr, prefix)
 	defer a.Close()
 	d := &cutDialer{}
-	b, errsB := newTestKafkaNode(t, k.addr(), "resume", kgo.Dialer(d.dial))
+	b, errsB := newTestKafkaNode(t, addr, prefix, kgo.Dialer(d.dial))
 	defer b.Close()
 	ga, gb := make(got, 100), make(got, 100)
 	aa := a.Adapter("/", ga, 0)
@@ -248,11 +261,11 @@ func TestKafkaBrokerRestarts(t *testing.T) {
 // sessions topic wins, the other gets nothing.
 func TestKafkaSessionRestoredOnce(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	k := startTestKafka(t)
-	defer k.stop() // before goleak looks
-	a, _ := newTestKafkaNode(t, k.addr(), "once")
+	addr, prefix, stop := sharedKafka(t, "once")
+	defer stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, addr, prefix)
 	defer a.Close()
-	b, _ := newTestKafkaNode(t, k.addr(), "once")
+	b, _ := newTestKafkaNode(t, addr, prefix)
 	defer b.Close()
 	ga, gb := make(got, 100), make(got, 100)
 	aa := a.Adapter("/", ga, time.Minute)
