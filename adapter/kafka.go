@@ -462,7 +462,10 @@ func (n *KafkaNode) onControl(r *kgo.Record) {
 		return
 	}
 	if m.Nsp == "" {
-		n.onHeartbeat(m)
+		switch m.Type {
+		case cmInitialHeartbeat, cmHeartbeat, cmAdapterClose:
+			n.onHeartbeat(m)
+		}
 		return
 	}
 	if c := n.routes.get(m.Nsp); c != nil {
