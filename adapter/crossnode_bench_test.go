@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // counter is a Receiver that counts deliveries and signals the n-th.
@@ -192,4 +194,43 @@ func BenchmarkCrossNodeLatencyJetStream(b *testing.B) {
 func BenchmarkCrossNodeNATS(b *testing.B) {
 	cfg := NATSConfig{URL: benchNATSURL(), Prefix: "bench" + randomID(4)}
 	benchCrossNode(b, func() benchNode { n, _ := NewNATSNode(cfg); return n })
+}
+
+// benchKafka is the Kafka of the benchmarks: ROOMCAST_KAFKA_BROKERS, or a
+// kfake broker in this process (franz-go's implementation of the wire
+// protocol, not a real broker: it shares the benchmark's CPU and its
+// storage is not Kafka's), with a topic prefix of the run's own.
+func benchKafka(b *testing.B) KafkaConfig {
+	brokers := os.Getenv("ROOMCAST_KAFKA_BROKERS")
+	if brokers == "" {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(c.Close)
+		brokers = strings.Join(c.ListenAddrs(), ",")
+	}
+	return KafkaConfig{Brokers: strings.Split(brokers, ","), Prefix: "bench" + randomID(4)}
+}
+
+func BenchmarkCrossNodeLatencyKafka(b *testing.B) {
+	cfg := benchKafka(b)
+	benchLatency(b, func() benchNode {
+		n, err := NewKafkaNode(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	})
+}
+
+func BenchmarkCrossNodeKafka(b *testing.B) {
+	cfg := benchKafka(b)
+	benchCrossNode(b, func() benchNode {
+		n, err := NewKafkaNode(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	})
 }

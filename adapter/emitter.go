@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // emitterUID is the uid emitters publish under, as Node's
@@ -27,6 +28,9 @@ const (
 	// BackplaneJetStream: broadcasts and room operations go into the
 	// stream (so nodes cut off catch up, and recovery replays them).
 	BackplaneJetStream = "nats-jetstream"
+	// BackplaneKafka: broadcasts and room operations go into the
+	// namespace's topic, server-side emits into the control topic.
+	BackplaneKafka = "kafka"
 )
 
 // ErrBackplane refuses a backplane an Emitter cannot publish through.
@@ -38,11 +42,16 @@ type EmitterConfig struct {
 	Client redis.UniversalClient
 	// NATS publishes. Required for the NATS backplanes.
 	NATS *nats.Conn
+	// Kafka publishes. Required for BackplaneKafka. Its records must be
+	// able to go to partition 0 (kgo.RecordPartitioner(kgo.ManualPartitioner())
+	// or the default partitioner on the one-partition topics).
+	Kafka *kgo.Client
 	// Backplane is the adapter of the nodes: BackplaneRedis (pub/sub),
 	// BackplaneSharded or BackplaneStreams. "": BackplaneRedis.
 	Backplane string
 	// Prefix of the channel names. "": DefaultRedisPrefix ("socket.io"),
-	// or DefaultNATSPrefix ("roomcast") for the NATS backplanes.
+	// or DefaultNATSPrefix ("roomcast") for the NATS backplanes, or
+	// DefaultKafkaPrefix ("roomcast", the topic prefix) for Kafka.
 	Prefix string
 	// Stream is the stream's key (BackplaneStreams). "": DefaultStreamName.
 	// (BackplaneJetStream publishes on the stream's subjects, which follow
@@ -62,6 +71,7 @@ type Emitter struct {
 	client    redis.UniversalClient
 	nc        *nats.Conn
 	js        jetstream.JetStream
+	kafka     *kgo.Client
 	backplane string
 	prefix    string
 	stream    string
@@ -93,9 +103,16 @@ func NewEmitterWith(cfg EmitterConfig) (*Emitter, error) {
 		if cfg.Prefix == "" {
 			cfg.Prefix = DefaultNATSPrefix
 		}
+	case BackplaneKafka:
+		if cfg.Kafka == nil {
+			return nil, fmt.Errorf("%w %q: EmitterConfig.Kafka is required", ErrBackplane, cfg.Backplane)
+		}
+		if cfg.Prefix == "" {
+			cfg.Prefix = DefaultKafkaPrefix
+		}
 	default:
-		return nil, fmt.Errorf("%w %q: want %s, %s, %s, %s or %s", ErrBackplane, cfg.Backplane,
-			BackplaneRedis, BackplaneSharded, BackplaneStreams, BackplaneNATS, BackplaneJetStream)
+		return nil, fmt.Errorf("%w %q: want %s, %s, %s, %s, %s or %s", ErrBackplane, cfg.Backplane,
+			BackplaneRedis, BackplaneSharded, BackplaneStreams, BackplaneNATS, BackplaneJetStream, BackplaneKafka)
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultRedisPrefix
@@ -113,7 +130,7 @@ func NewEmitterWith(cfg EmitterConfig) (*Emitter, error) {
 	if cfg.MaxLen == 0 {
 		cfg.MaxLen = DefaultStreamMaxLen
 	}
-	return &Emitter{client: cfg.Client, nc: cfg.NATS, js: js, backplane: cfg.Backplane, prefix: cfg.Prefix,
+	return &Emitter{client: cfg.Client, nc: cfg.NATS, js: js, kafka: cfg.Kafka, backplane: cfg.Backplane, prefix: cfg.Prefix,
 		stream: cfg.Stream, maxLen: cfg.MaxLen, nsp: "/"}, nil
 }
 
@@ -191,6 +208,11 @@ func (e *Emitter) publish(ctx context.Context, typ int, data map[string]any) err
 			return err
 		}
 		return e.flush(ctx)
+	case BackplaneKafka:
+		// Synchronous: the record is in Kafka when Emit returns.
+		produce := func(ctx context.Context, r *kgo.Record) (int64, error) { return kafkaProduce(ctx, e.kafka, r) }
+		_, err := kafkaPublish(ctx, produce, kafkaControlTopic(e.prefix), kafkaNspTopic(e.prefix, e.nsp), m)
+		return err
 	}
 	channel := e.prefix + "#" + e.nsp + "#"
 	if e.backplane == BackplaneSharded {

@@ -40,6 +40,9 @@ func (srv *Server) connectRedis() error {
 	if strings.HasPrefix(srv.cfg.Backplane, "nats") {
 		return srv.connectNATS() // nats.go
 	}
+	if srv.cfg.Backplane == "kafka" {
+		return srv.connectKafka() // kafka.go
+	}
 	var client redis.UniversalClient
 	if strings.Contains(srv.cfg.RedisURL, "addr=") {
 		opts, err := redis.ParseClusterURL(srv.cfg.RedisURL)

@@ -10,11 +10,13 @@ import (
 // Every backplane counts what it publishes and receives and times its
 // publishes.
 func TestBackplaneMessageMetrics(t *testing.T) {
-	for _, bp := range append(append([]string{}, backplanes...), natsBackplanes...) {
+	for _, bp := range append(append([]string{}, backplanes...), append(natsBackplanes, "kafka")...) {
 		t.Run(bp, func(t *testing.T) {
 			var url string
 			if strings.HasPrefix(bp, "nats") {
 				url = startNATS(t).url()
+			} else if bp == "kafka" {
+				url = startKafka(t).addr()
 			} else {
 				url = startRedis(t).url()
 			}

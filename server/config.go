@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,9 +129,10 @@ type Config struct {
 	// @socket.io/redis-adapter), "redis-sharded" (Redis 7 sharded pub/sub,
 	// as its createShardedAdapter; Redis Cluster URLs work), "redis-streams"
 	// (as @socket.io/redis-streams-adapter; recovery across nodes), "nats"
-	// (NATS subjects per namespace and room) or "nats-jetstream" (a
-	// JetStream stream; recovery across nodes). The Redis ones need
-	// RedisURL, the NATS ones NATSURL.
+	// (NATS subjects per namespace and room), "nats-jetstream" (a
+	// JetStream stream; recovery across nodes) or "kafka" (a topic per
+	// namespace; recovery across nodes). The Redis ones need RedisURL, the
+	// NATS ones NATSURL, kafka KafkaBrokers.
 	Backplane string
 	// RedisURL is the Redis of the backplane, e.g. redis://127.0.0.1:6379/0.
 	RedisURL string
@@ -149,6 +151,15 @@ type Config struct {
 	// NATSReplicas is the number of replicas of the nats-jetstream stream
 	// and session bucket, 1 to 5; more than 1 needs a NATS cluster. 0: 1.
 	NATSReplicas int
+	// KafkaBrokers are the seed brokers of the kafka backplane, host:port
+	// separated by commas.
+	KafkaBrokers string
+	// KafkaTopicPrefix starts the names of the kafka backplane's topics.
+	// "": "roomcast".
+	KafkaTopicPrefix string
+	// KafkaRetention is the retention of the topics the kafka backplane
+	// creates. 0: 24 h.
+	KafkaRetention time.Duration
 
 	// Adapter, when set, makes each namespace's adapter (and Backplane is
 	// ignored): for programs that bring their own.
@@ -283,8 +294,12 @@ func (c Config) withDefaults() (Config, error) {
 		if c.NATSURL == "" {
 			return c, fmt.Errorf("%w: the %s backplane needs a NATS URL", ErrBadConfig, c.Backplane)
 		}
+	case "kafka":
+		if strings.TrimSpace(strings.ReplaceAll(c.KafkaBrokers, ",", "")) == "" {
+			return c, fmt.Errorf("%w: the kafka backplane needs brokers", ErrBadConfig)
+		}
 	default:
-		return c, fmt.Errorf("%w: unknown backplane %q (want memory, redis, redis-sharded, redis-streams, nats or nats-jetstream)", ErrBadConfig, c.Backplane)
+		return c, fmt.Errorf("%w: unknown backplane %q (want memory, redis, redis-sharded, redis-streams, nats, nats-jetstream or kafka)", ErrBadConfig, c.Backplane)
 	}
 	if c.MaxConnections < 0 || c.BackplaneCapacity < 0 || c.StatsDInterval < 0 || c.StatsDSampleRate < 0 || c.StatsDSampleRate > 1 {
 		return c, fmt.Errorf("%w: max connections, backplane capacity and the StatsD interval must not be negative; the StatsD sample rate is in [0, 1]", ErrBadConfig)

@@ -79,7 +79,8 @@ func clusterAt(t *testing.T, url string, n int, cfg Config) ([]*Server, []string
 			c.Backplane = "redis"
 		}
 		c.RedisURL = url
-		c.NATSURL = url // for the NATS backplanes
+		c.NATSURL = url      // for the NATS backplanes
+		c.KafkaBrokers = url // for the kafka backplane
 		s, a := startServer(t, c)
 		srvs = append(srvs, s)
 		addrs = append(addrs, a)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/roomcast/roomcast/adapter"
 )
@@ -23,11 +24,13 @@ func (e usageError) Unwrap() error { return e.error }
 // emit publishes one event through the Redis backplane, as an emitter.
 func emit(args []string) error {
 	fs := flag.NewFlagSet("roomcast emit", flag.ContinueOnError)
-	backplane := fs.String("adapter", adapter.BackplaneRedis, "adapter of the nodes: redis, redis-sharded, redis-streams, nats or nats-jetstream")
+	backplane := fs.String("adapter", adapter.BackplaneRedis, "adapter of the nodes: redis, redis-sharded, redis-streams, nats, nats-jetstream or kafka")
 	url := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis of the backplane")
 	prefix := fs.String("redis-prefix", "socket.io", "channel prefix of the backplane")
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS of the nats adapters, several servers separated by commas")
 	natsPrefix := fs.String("nats-prefix", adapter.DefaultNATSPrefix, "subject prefix of the nats adapters")
+	kafkaBrokers := fs.String("kafka-brokers", "127.0.0.1:9092", "Kafka seed brokers of the kafka adapter, host:port separated by commas")
+	kafkaPrefix := fs.String("kafka-topic-prefix", adapter.DefaultKafkaPrefix, "topic prefix of the kafka adapter")
 	nsp := fs.String("namespace", "/", "namespace")
 	rooms := fs.String("room", "", "rooms, comma separated (none: every socket)")
 	except := fs.String("except", "", "rooms to skip, comma separated")
@@ -50,7 +53,14 @@ func emit(args []string) error {
 		payload = append(payload, json.RawMessage(*data))
 	}
 	cfg := adapter.EmitterConfig{Backplane: *backplane, Prefix: *prefix}
-	if strings.HasPrefix(*backplane, "nats") {
+	if *backplane == adapter.BackplaneKafka {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(split(*kafkaBrokers)...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+		if err != nil {
+			return usageError{fmt.Errorf("--kafka-brokers: %w", err)}
+		}
+		defer cl.Close()
+		cfg.Kafka, cfg.Prefix = cl, *kafkaPrefix
+	} else if strings.HasPrefix(*backplane, "nats") {
 		nc, err := nats.Connect(*natsURL, nats.Timeout(5*time.Second))
 		if err != nil {
 			return fmt.Errorf("--nats-url: %w", err)

@@ -108,6 +108,7 @@ type options struct {
 	policy, backplane, redisURL, redisPrefix                                           string
 	metricsAddr, pprofAddr                                                             string
 	nats                                                                               natsOptions
+	kafka                                                                              kafkaOptions
 	pingInterval, pingTimeout, recovery, shutdownTimeout, drain, writeTimeout, ackTime time.Duration
 	readTimeout, idleTimeout                                                           time.Duration
 	recoveryMaxBytes                                                                   int64
@@ -164,10 +165,11 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ with /metrics (refused off loopback: use --pprof-addr)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (and --pprof) on this address instead of --addr")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go profiles on this address, loopback or not (implies --pprof)")
-	fs.StringVar(&o.backplane, "adapter", "memory", "adapter: memory, redis, redis-sharded, redis-streams, nats or nats-jetstream")
+	fs.StringVar(&o.backplane, "adapter", "memory", "adapter: memory, redis, redis-sharded, redis-streams, nats, nats-jetstream or kafka")
 	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis of the redis adapter")
 	fs.StringVar(&o.redisPrefix, "redis-prefix", "socket.io", "channel prefix of the redis adapter")
 	o.nats.flags(fs)
+	o.kafka.flags(fs)
 	fs.IntVar(&o.maxConnections, "max-connections", 0, "most open connections; new ones beyond get HTTP 503 (0 = no bound)")
 	fs.StringVar(&o.memoryLimit, "memory-limit", "auto", "Go soft memory limit: a size (512MiB, 2GiB), auto (GOMEMLIMIT, else 90% of the cgroup's limit) or off")
 	fs.Float64Var(&o.backplaneCapacity, "backplane-capacity", 0, "backplane messages/s (in + out) this node may use, for the capacity alert (0 = unknown)")
@@ -220,9 +222,12 @@ func printHelp(w io.Writer, fs *flag.FlagSet, intro string) {
 func (o *options) validate() error {
 	bad := func(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 	switch o.backplane {
-	case "memory", "redis", "redis-sharded", "redis-streams", "nats", "nats-jetstream":
+	case "memory", "redis", "redis-sharded", "redis-streams", "nats", "nats-jetstream", "kafka":
 	default:
-		return bad("--adapter: unknown adapter %q; accepted: memory, redis, redis-sharded, redis-streams, nats, nats-jetstream", o.backplane)
+		return bad("--adapter: unknown adapter %q; accepted: memory, redis, redis-sharded, redis-streams, nats, nats-jetstream, kafka", o.backplane)
+	}
+	if o.backplane == "kafka" && o.kafka.retention <= 0 {
+		return bad("--kafka-retention: must be positive, not %v", o.kafka.retention)
 	}
 	if !strings.HasPrefix(o.path, "/") || strings.ContainsAny(o.path, "?# \t") {
 		return bad("--path: must be an absolute URL path such as %s (no query or spaces), not %q", server.DefaultPath, o.path)
@@ -378,6 +383,7 @@ func config(o *options, log *zap.Logger) (server.Config, error) {
 		cfg.RedisURL = o.redisURL
 	}
 	o.nats.apply(&cfg)
+	o.kafka.apply(&cfg)
 	// Recovery and the hub are on in `roomcast serve` (the library's zero
 	// values have both off): the flag's 0 turns recovery off.
 	if o.recovery <= 0 {
@@ -539,6 +545,22 @@ func (n *natsOptions) check() error {
 func (n *natsOptions) apply(cfg *server.Config) {
 	cfg.NATSURL, cfg.NATSPrefix, cfg.NATSMaxAge, cfg.NATSMaxMsgs = n.url, n.prefix, n.maxAge, n.maxMsgs
 	cfg.NATSReplicas = n.replicas
+}
+
+// kafkaOptions are the flags of the kafka adapter.
+type kafkaOptions struct {
+	brokers, prefix string
+	retention       time.Duration
+}
+
+func (k *kafkaOptions) flags(fs *flag.FlagSet) {
+	fs.StringVar(&k.brokers, "kafka-brokers", "127.0.0.1:9092", "Kafka seed brokers of the kafka adapter, host:port separated by commas")
+	fs.StringVar(&k.prefix, "kafka-topic-prefix", adapter.DefaultKafkaPrefix, "first part of the kafka adapter's topic names (<prefix>.<namespace>, <prefix>._control, <prefix>._sessions)")
+	fs.DurationVar(&k.retention, "kafka-retention", adapter.DefaultKafkaRetention, "retention of the topics the kafka adapter creates")
+}
+
+func (k *kafkaOptions) apply(cfg *server.Config) {
+	cfg.KafkaBrokers, cfg.KafkaTopicPrefix, cfg.KafkaRetention = k.brokers, k.prefix, k.retention
 }
 
 // checkRedis pings the backplane's Redis once before the server starts, so

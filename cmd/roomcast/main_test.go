@@ -166,7 +166,8 @@ func TestServeValidation(t *testing.T) {
 		code   int
 		stderr string // a regular expression on the whole stderr
 	}{
-		{"unknown adapter", nil, []string{"--adapter", "foo"}, 2, `^roomcast: --adapter: unknown adapter "foo"; accepted: memory, redis, redis-sharded, redis-streams, nats, nats-jetstream\n$`},
+		{"unknown adapter", nil, []string{"--adapter", "foo"}, 2, `^roomcast: --adapter: unknown adapter "foo"; accepted: memory, redis, redis-sharded, redis-streams, nats, nats-jetstream, kafka\n$`},
+		{"zero kafka retention", nil, []string{"--adapter", "kafka", "--kafka-retention", "0"}, 2, `^roomcast: --kafka-retention: must be positive, not 0s\n$`},
 		{"negative max payload", nil, []string{"--max-payload", "-1"}, 2, `^roomcast: --max-payload: must be a positive number of bytes .*not -1\n$`},
 		{"relative path", nil, []string{"--path", "nope"}, 2, `^roomcast: --path: must be an absolute URL path such as /socket.io/.*"nope"\n$`},
 		{"both JWT flags", nil, []string{"--jwt-secret", "s", "--jwt-public-key", pub}, 2, `^roomcast: --jwt-secret and --jwt-public-key: give one, not both`},

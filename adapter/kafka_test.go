@@ -1,0 +1,378 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+)
+
+// These tests run against kfake, franz-go's in-process implementation of
+// the Kafka wire protocol (no Java Kafka can run on the test machines): a
+// real client speaking the real protocol to a fake broker, stopped and
+// restarted on the same port with its data directory, as a broker restart
+// keeps its logs. The server package runs the cluster operations, the
+// no-loss check and recovery across nodes on it (server/kafka_test.go).
+
+// testKafka is a kfake broker of a test on a fixed port with a data
+// directory, so stop and start is a broker restart that keeps the topics.
+type testKafka struct {
+	t    *testing.T
+	port int
+	dir  string
+	c    *kfake.Cluster
+}
+
+func startTestKafka(t *testing.T) *testKafka {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	k := &testKafka{t: t, port: port, dir: t.TempDir()}
+	k.start()
+	t.Cleanup(k.stop)
+	return k
+}
+
+func (k *testKafka) addr() string { return fmt.Sprintf("127.0.0.1:%d", k.port) }
+
+func (k *testKafka) start() {
+	k.t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(k.port), kfake.DataDir(k.dir))
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	k.c = c
+}
+
+func (k *testKafka) stop() {
+	if k.c != nil {
+		k.c.Close()
+		k.c = nil
+	}
+}
+
+// sharedKafka is ROOMCAST_KAFKA_BROKERS, or a kfake broker of the test
+// (stop ends it; the tests that stop and restart the broker always use
+// kfake), with a topic prefix of the test's own.
+func sharedKafka(t *testing.T, name string) (addr, prefix string, stop func()) {
+	prefix = name + randomID(4)
+	if b := os.Getenv("ROOMCAST_KAFKA_BROKERS"); b != "" {
+		return b, prefix, func() {}
+	}
+	k := startTestKafka(t)
+	return k.addr(), prefix, k.stop
+}
+
+// got is a Receiver that hands every delivery to a channel.
+type got chan *Message
+
+func (g got) Deliver(_ string, m *Message)        { g <- m }
+func (got) Disconnect(string, bool)               {}
+func (got) Describe(id string) (SocketInfo, bool) { return SocketInfo{ID: id}, true }
+func (got) ServerSideEmit([]any, func(any))       {}
+func (got) NextAckID() int64                      { return 1 }
+
+// next returns the next delivery, which must be event ev with argument i.
+func (g got) next(t *testing.T, ev string, i int) *Message {
+	t.Helper()
+	select {
+	case m := <-g:
+		if len(m.Data) < 2 || m.Data[0] != ev || fmt.Sprint(m.Data[1]) != fmt.Sprint(i) {
+			t.Fatalf("got %v, want [%s %d]", m.Data, ev, i)
+		}
+		return m
+	case <-time.After(time.Minute):
+		t.Fatalf("no delivery of %s %d", ev, i)
+		return nil
+	}
+}
+
+func msg(ev string, i int) *Message {
+	return &Message{Type: PacketEvent, Data: []any{ev, i}, AckID: -1}
+}
+
+// eventually waits for cond, polling; the test's own deadline bounds it.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// cutDialer dials through connections it can cut: cut closes them all and
+// refuses new ones until restore, so one node loses Kafka while the
+// others keep it.
+type cutDialer struct {
+	mu    sync.Mutex
+	cut   bool
+	conns []net.Conn
+}
+
+func (d *cutDialer) dial(ctx context.Context, network, host string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cut {
+		return nil, errors.New("cut off")
+	}
+	c, err := (&net.Dialer{}).DialContext(ctx, network, host)
+	if err == nil {
+		d.conns = append(d.conns, c)
+	}
+	return c, err
+}
+
+func (d *cutDialer) setCut(cut bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cut = cut
+	if cut {
+		for _, c := range d.conns {
+			c.Close()
+		}
+		d.conns = nil
+	}
+}
+
+func newTestKafkaNode(t *testing.T, addr, prefix string, opts ...kgo.Opt) (*KafkaNode, *atomic.Int64) {
+	t.Helper()
+	var errs atomic.Int64
+	n, err := NewKafkaNode(KafkaConfig{Brokers: []string{addr}, Prefix: prefix, Heartbeat: time.Second,
+		OnError: func(string, error) { errs.Add(1) }, Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, &errs
+}
+
+// A node cut off from Kafka while the others go on delivers, once it is
+// back, everything published meanwhile, in order and once, then the new
+// broadcasts: its reader resumes from its own position.
+func TestKafkaNodeResumesFromItsPosition(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	addr, prefix, stop := sharedKafka(t, "resume")
+	defer stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, addr, prefix)
+	defer a.Close()
+	d := &cutDialer{}
+	b, errsB := newTestKafkaNode(t, addr, prefix, kgo.Dialer(d.dial))
+	defer b.Close()
+	ga, gb := make(got, 100), make(got, 100)
+	aa := a.Adapter("/", ga, 0)
+	ab := b.Adapter("/", gb, 0)
+	aa.Join("s1", "s1", "r")
+	ab.Join("s2", "s2", "r")
+	if err := aa.Broadcast(msg("m", 0), Options{Rooms: []string{"r"}}); err != nil {
+		t.Fatal(err)
+	}
+	ga.next(t, "m", 0)
+	gb.next(t, "m", 0)
+
+	d.setCut(true)
+	eventually(t, "b notices the cut", func() bool { return b.down.Load() && errsB.Load() > 0 })
+	if err := ab.Broadcast(msg("local", 0), Options{Rooms: []string{"r"}}); !errors.Is(err, ErrBackplaneDown) {
+		t.Fatalf("broadcast while cut off: %v, want ErrBackplaneDown", err)
+	}
+	gb.next(t, "local", 0) // served locally all the same
+	for i := 1; i <= 20; i++ {
+		aa.Broadcast(msg("m", i), Options{Rooms: []string{"r"}})
+		ga.next(t, "m", i)
+	}
+	d.setCut(false)
+	for i := 1; i <= 20; i++ {
+		gb.next(t, "m", i)
+	}
+	aa.Broadcast(msg("m", 21), Options{Rooms: []string{"r"}})
+	gb.next(t, "m", 21)
+	select {
+	case m := <-gb:
+		t.Fatalf("extra delivery %v", m.Data)
+	default:
+	}
+}
+
+// Broker restarts (the same port and data): each time the nodes notice,
+// refuse publishes, then deliver across nodes again, and their goroutines
+// come back to what they were.
+func TestKafkaBrokerRestarts(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, k.addr(), "restart")
+	defer a.Close()
+	b, _ := newTestKafkaNode(t, k.addr(), "restart")
+	defer b.Close()
+	ga, gb := make(got, 100), make(got, 100)
+	aa := a.Adapter("/", ga, 0)
+	ab := b.Adapter("/", gb, 0)
+	aa.Join("s1", "s1")
+	ab.Join("s2", "s2")
+	eventually(t, "the nodes see each other", func() bool { return a.serverCount() == 2 && b.serverCount() == 2 })
+	aa.Broadcast(msg("m", 0), Options{})
+	ga.next(t, "m", 0)
+	gb.next(t, "m", 0)
+	base := runtime.NumGoroutine()
+	sent := 0
+	for round := 1; round <= 3; round++ {
+		k.stop()
+		eventually(t, "the nodes notice", func() bool { return a.down.Load() && b.down.Load() })
+		if err := aa.Broadcast(msg("local", round), Options{}); !errors.Is(err, ErrBackplaneDown) {
+			t.Fatalf("round %d: broadcast during the outage: %v", round, err)
+		}
+		ga.next(t, "local", round)
+		k.start()
+		// Publishing resumes once a node knows Kafka is back; b then gets
+		// a's broadcasts, in order.
+		eventually(t, "the nodes reconnect", func() bool { return !a.down.Load() && !b.down.Load() })
+		sent++
+		if err := aa.Broadcast(msg("m", sent), Options{}); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		ga.next(t, "m", sent)
+		gb.next(t, "m", sent)
+		eventually(t, "the goroutines come back", func() bool { return runtime.NumGoroutine() <= base+10 })
+	}
+	// Cluster requests work again too.
+	eventually(t, "fetch sockets answered by both", func() bool {
+		s, err := ab.FetchSockets(context.Background(), Options{})
+		return err == nil && len(s) == 2
+	})
+}
+
+// Two nodes restore one session at the same time: the first claim in the
+// sessions topic wins, the other gets nothing.
+func TestKafkaSessionRestoredOnce(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	addr, prefix, stop := sharedKafka(t, "once")
+	defer stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, addr, prefix)
+	defer a.Close()
+	b, _ := newTestKafkaNode(t, addr, prefix)
+	defer b.Close()
+	ga, gb := make(got, 100), make(got, 100)
+	aa := a.Adapter("/", ga, time.Minute)
+	defer aa.Close()
+	ab := b.Adapter("/", gb, time.Minute)
+	defer ab.Close()
+	aa.Join("s1", "s1", "r")
+	aa.Broadcast(msg("m", 0), Options{Rooms: []string{"r"}})
+	off := ga.next(t, "m", 0).Offset
+	aa.LeaveAll("s1")
+	aa.SaveSession(&Session{ID: "s1", PID: "p1", Rooms: []string{"s1", "r"}, Base: off})
+	for i := 1; i <= 3; i++ {
+		aa.Broadcast(msg("m", i), Options{Rooms: []string{"r"}})
+	}
+	// b has read the session (and the broadcasts) before the race.
+	eventually(t, "b reads the session", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.sessions["p1"] != nil && b.pos[ab.(*kafkaAdapter).topic] >= 4
+	})
+	var wins atomic.Int64
+	var wg sync.WaitGroup
+	for _, ad := range []Adapter{aa, ab} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s := ad.RestoreSession("p1", off, func(*Session) {}); s != nil {
+				wins.Add(1)
+				if len(s.Missed) != 3 {
+					t.Errorf("missed %d, want 3", len(s.Missed))
+				}
+				for i, m := range s.Missed {
+					if m.Data[1] != float64(i+1) || !OffsetAfter(m.Offset, off) {
+						t.Errorf("missed %d: %v at %s", i, m.Data, m.Offset)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d restores of one session", wins.Load())
+	}
+}
+
+// A restore that cannot read Kafka, or whose offset is not in the topic
+// (trimmed, or never written), is refused; in the first case the session
+// is still there once Kafka is back.
+func TestKafkaRestoreRefusals(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, k.addr(), "refuse")
+	defer a.Close()
+	ga := make(got, 100)
+	aa := a.Adapter("/", ga, time.Minute)
+	defer aa.Close()
+	aa.Join("s1", "s1", "r")
+	for i := 0; i < 5; i++ {
+		aa.Broadcast(msg("m", i), Options{Rooms: []string{"r"}})
+		ga.next(t, "m", i)
+	}
+	save := func() {
+		aa.SaveSession(&Session{ID: "s1", PID: "p1", Rooms: []string{"s1", "r"}, Base: "0-1"})
+	}
+	save()
+	k.stop()
+	eventually(t, "a notices", func() bool { return a.down.Load() })
+	if s := aa.RestoreSession("p1", "0-1", func(*Session) { t.Error("attached while Kafka is away") }); s != nil {
+		t.Fatal("restored while Kafka is away")
+	}
+	k.start()
+	eventually(t, "a reconnects", func() bool { return !a.down.Load() })
+	for _, off := range []string{"0-999", "1-2", "x", "0--1"} {
+		if s := aa.RestoreSession("p1", off, func(*Session) {}); s != nil {
+			t.Fatalf("restored from offset %q", off)
+		}
+		save()
+	}
+	// Trim the topic: an offset before its start has no exact catch-up.
+	adm := kadm.NewClient(a.cl)
+	topic := aa.(*kafkaAdapter).topic
+	if _, err := adm.DeleteRecords(context.Background(), kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	if s := aa.RestoreSession("p1", "0-1", func(*Session) {}); s != nil {
+		t.Fatal("restored from a trimmed offset")
+	}
+	save()
+	s := aa.RestoreSession("p1", "0-3", func(*Session) {})
+	if s == nil || len(s.Missed) != 2 || s.Missed[0].Data[1] != float64(3) {
+		t.Fatalf("restore from the topic's start: %+v", s)
+	}
+}
+
+// Topic names: the namespace's token, or a hash when it is too long.
+func TestKafkaTopicNames(t *testing.T) {
+	if got := kafkaNspTopic("roomcast", "/"); got != "roomcast.nLw" {
+		t.Fatalf("topic of /: %s", got)
+	}
+	long := "/" + string(make([]byte, 300))
+	if got := kafkaNspTopic("roomcast", long); len(got) > kafkaMaxTopic || !kafkaTopicName(got) {
+		t.Fatalf("topic of a long name: %q", got)
+	}
+	for _, p := range []string{"a b", "a/b", "ä"} {
+		if _, err := NewKafkaNode(KafkaConfig{Brokers: []string{"127.0.0.1:1"}, Prefix: p}); err == nil {
+			t.Fatalf("prefix %q accepted", p)
+		}
+	}
+}
