@@ -9,8 +9,8 @@
 // backplane's receive loop) and must not block.
 //
 // Backplanes: Redis pub/sub (RedisNode), Redis sharded pub/sub
-// (ShardedNode), Redis streams (StreamsNode), NATS (NATSNode) and NATS
-// JetStream (JetStreamNode). All but the first speak the cluster protocol
+// (ShardedNode), Redis streams (StreamsNode), NATS (NATSNode), NATS
+// JetStream (JetStreamNode) and Kafka (KafkaNode). All but the first speak the cluster protocol
 // (cluster.go) over their own link and receive through one dispatcher
 // (routes); all share one cross-node request tracker (requests.go) and one
 // ordered publisher (publisher.go). OffsetAfter orders the recovery offsets
@@ -18,7 +18,7 @@
 //
 // Nothing read from a backplane is trusted: every message decodes through
 // one pure function per kind (decodeBroadcast, decodeRequest,
-// decodeClusterMsg, decodeStreamEntry) within fixed limits on size,
+// decodeClusterMsg, decodeStreamEntry, decodeKafkaSession) within fixed limits on size,
 // nesting and number of values; a message that does not is skipped and
 // reported to the node's OnError as op "decode". Emitter publishes from outside the
 // cluster in the format of each backplane.
@@ -27,7 +27,7 @@
 // AddSockets, DelSockets, DisconnectSockets and ServerSideEmit act on the
 // local sockets and queue the publish; they return ErrPublishQueueFull when
 // the bounded queue is full, ErrBackplaneDown when the backplane knows at
-// once that it cannot publish (NATS and JetStream while disconnected), and
+// once that it cannot publish (NATS, JetStream and Kafka while disconnected), and
 // ErrClosed after Close. A publish that fails after it was queued is
 // retried where the backplane can, then logged and counted (OnError, op
 // "publish").
