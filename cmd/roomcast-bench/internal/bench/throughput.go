@@ -72,7 +72,8 @@ type ThroughputResult struct {
 //	  "dropped_conns": 0,       // receivers the server disconnected during the step
 //	  "delivery": {"n":…, "mean_ms":…, "min_ms":…, "p50_ms":…, "p90_ms":…, "p99_ms":…, "p999_ms":…, "max_ms":…},
 //	  "window_seconds": 5.3,    // publishing + draining: the CPU figures below are over this window
-//	  "node_cpu_s": [1.2, 4.1], // CPU seconds of node A (publisher's) and node B (receivers')
+//	  "node_cpu_s": [0.4, 5.6], // CPU seconds of node A (publisher's) and node B (receivers') when the
+//	                            // bench spawned them; with --url and --server-pid: [node B] alone
 //	  "redis_cpu_s": 0.4,       // Redis used_cpu_user+used_cpu_sys delta; absent when no Redis was read
 //	  "loadgen_cpu_s": 3.0, "other_cpu_s": 0.5,
 //	  "pass": true,
@@ -701,8 +702,11 @@ func printSteps(out io.Writer, rep *Report) {
 				}
 				return f0(100 * v / s.WindowSecs)
 			}
-			node := func(i int) string {
-				if i < len(s.NodeCPU) {
+			node := func(i int) string { // [A, B], or [B] alone (--url --server-pid)
+				if len(s.NodeCPU) == 1 && i == 1 {
+					return pct(s.NodeCPU[0])
+				}
+				if len(s.NodeCPU) == 2 {
 					return pct(s.NodeCPU[i])
 				}
 				return "-"
