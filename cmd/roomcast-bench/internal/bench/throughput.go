@@ -70,6 +70,7 @@ type ThroughputResult struct {
 //	  "expected": 4000000,      // receivers × published
 //	  "delivered": 4000000, "lost": 0, "duplicated": 0, "misordered": 0,
 //	  "dropped_conns": 0,       // receivers the server disconnected during the step
+//	  "late_after_drain": 0,    // of "lost", how many arrived later (counted after failed steps only)
 //	  "delivery": {"n":…, "mean_ms":…, "min_ms":…, "p50_ms":…, "p90_ms":…, "p99_ms":…, "p999_ms":…, "max_ms":…},
 //	  "window_seconds": 5.3,    // publishing + draining: the CPU figures below are over this window
 //	  "node_cpu_s": [0.4, 5.6], // CPU seconds of node A (publisher's) and node B (receivers') when the
@@ -80,25 +81,31 @@ type ThroughputResult struct {
 //	  "fail": ""                // why it failed, "; "-separated
 //	}
 type ThroughputStep struct {
-	Offered       float64       `json:"offered_rate"`
-	Achieved      float64       `json:"achieved_rate"`
-	Published     int           `json:"published"`
-	PublishFailed int           `json:"publish_failed"`
-	FirstSeq      int           `json:"first_seq"`
-	Expected      int64         `json:"expected"`
-	Delivered     int64         `json:"delivered"`
-	Lost          int64         `json:"lost"`
-	Duplicated    int64         `json:"duplicated"`
-	Misordered    int64         `json:"misordered"`
-	Dropped       int64         `json:"dropped_conns"`
-	Delivery      stats.Summary `json:"delivery"`
-	WindowSecs    float64       `json:"window_seconds"`
-	NodeCPU       []float64     `json:"node_cpu_s"`
-	RedisCPU      *float64      `json:"redis_cpu_s,omitempty"`
-	LoadgenCPU    float64       `json:"loadgen_cpu_s"`
-	OtherCPU      float64       `json:"other_cpu_s"`
-	Pass          bool          `json:"pass"`
-	Fail          string        `json:"fail,omitempty"`
+	Offered       float64 `json:"offered_rate"`
+	Achieved      float64 `json:"achieved_rate"`
+	Published     int     `json:"published"`
+	PublishFailed int     `json:"publish_failed"`
+	FirstSeq      int     `json:"first_seq"`
+	Expected      int64   `json:"expected"`
+	Delivered     int64   `json:"delivered"`
+	Lost          int64   `json:"lost"`
+	Duplicated    int64   `json:"duplicated"`
+	Misordered    int64   `json:"misordered"`
+	Dropped       int64   `json:"dropped_conns"`
+	// Late counts the deliveries that arrived after the step was measured
+	// (while the bench waited for a failed step's backlog to go): Lost
+	// minus Late never arrived.
+	Late       int64         `json:"late_after_drain"`
+	Delivery   stats.Summary `json:"delivery"`
+	WindowSecs float64       `json:"window_seconds"`
+	NodeCPU    []float64     `json:"node_cpu_s"`
+	RedisCPU   *float64      `json:"redis_cpu_s,omitempty"`
+	LoadgenCPU float64       `json:"loadgen_cpu_s"`
+	OtherCPU   float64       `json:"other_cpu_s"`
+	Pass       bool          `json:"pass"`
+	Fail       string        `json:"fail,omitempty"`
+
+	received int64 // the receivers' total when the step was measured
 }
 
 // Throughput defaults.
@@ -594,6 +601,7 @@ func (r *run) throughput(ctx context.Context, pubURL string, env *runEnv) error 
 		if !st.Pass {
 			// Let the backlog of a failed step go before the next one.
 			r.settle(ctx)
+			tp.Steps[len(tp.Steps)-1].Late = r.received() - st.received
 		}
 	}
 	r.cpuSince(cpu0)
@@ -664,6 +672,7 @@ func (r *run) tpStep(ctx context.Context, env *runEnv, pub publisher, rate float
 	}
 	st.WindowSecs = m1.at.Sub(m0.at).Seconds()
 	st.Delivered = m1.received - m0.received
+	st.received = m1.received
 	st.Lost, st.Duplicated = seqTally(m1.counts, seq, seq+st.Published, receivers)
 	st.Misordered = m1.misordered - m0.misordered
 	st.Dropped = m1.dropped - m0.dropped
@@ -694,7 +703,7 @@ func printSteps(out io.Writer, rep *Report) {
 		}
 		fmt.Fprintf(out, "\n%s run %d, adapter %q: sustained %g msg/s (%s)\n", r.Target, r.Run, tp.Adapter, tp.Sustained, tp.Stopped)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "offered msg/s\tachieved\tdelivered\tlost\tdup\tmisord\tp50 ms\tp99 ms\tmax ms\tnode A CPU %\tnode B CPU %\tRedis CPU %\tgen CPU %\tother CPU %\tresult\t")
+		fmt.Fprintln(tw, "offered msg/s\tachieved\tdelivered\tlost\tlate\tdup\tmisord\tp50 ms\tp99 ms\tmax ms\tnode A CPU %\tnode B CPU %\tRedis CPU %\tgen CPU %\tother CPU %\tresult\t")
 		for _, s := range tp.Steps {
 			pct := func(v float64) string {
 				if s.WindowSecs <= 0 {
@@ -719,7 +728,7 @@ func printSteps(out io.Writer, rep *Report) {
 			if !s.Pass {
 				res = "FAIL: " + s.Fail
 			}
-			fmt.Fprintf(tw, "%g\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Offered, s.Achieved, s.Delivered, s.Lost, s.Duplicated, s.Misordered,
+			fmt.Fprintf(tw, "%g\t%.0f\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Offered, s.Achieved, s.Delivered, s.Lost, s.Late, s.Duplicated, s.Misordered,
 				f2(s.Delivery.P50), f2(s.Delivery.P99), f2(s.Delivery.Max), node(0), node(1), rc, pct(s.LoadgenCPU), pct(s.OtherCPU), res)
 		}
 		_ = tw.Flush()

@@ -279,3 +279,20 @@ func TestThroughputEndToEnd(t *testing.T) {
 		t.Fatalf("sustained %g (best pass %g), stopped %q", tp.Sustained, best, tp.Stopped)
 	}
 }
+
+// TestThroughputFirstStepFails: an impossible p99 limit fails the first
+// step; the search stops there with nothing sustained and nothing lost.
+func TestThroughputFirstStepFails(t *testing.T) {
+	hub := hubtest.New(hubtest.Options{})
+	pubNode, recvNode := hub.Start(t), hub.Start(t)
+	cfg := quick(ScenarioThroughput, pubNode, recvNode)
+	cfg.StartRate, cfg.MaxRate, cfg.StepDuration, cfg.StepDrain, cfg.P99Limit = 20, 80, 250*time.Millisecond, time.Minute, time.Nanosecond
+	tp := runBench(t, cfg).Throughput
+	if tp == nil || len(tp.Steps) != 1 || tp.Sustained != 0 || !strings.Contains(tp.Stopped, "the first step (20 msg/s) failed") {
+		t.Fatalf("throughput: %+v", tp)
+	}
+	s := tp.Steps[0]
+	if s.Pass || !strings.Contains(s.Fail, "delivery p99") || s.Lost != 0 || s.Late != 0 || s.Delivered != s.Expected {
+		t.Fatalf("step: %+v", s)
+	}
+}
