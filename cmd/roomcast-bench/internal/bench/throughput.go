@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -447,7 +446,7 @@ func parseRedisCPU(br *bufio.Reader) (float64, error) {
 				return 0, fmt.Errorf("redis: bad INFO reply %q", line)
 			}
 			body := make([]byte, n+2)
-			if _, err := ioReadFull(br, body); err != nil {
+			if _, err := io.ReadFull(br, body); err != nil {
 				return 0, err
 			}
 			var sum float64
@@ -471,18 +470,6 @@ func parseRedisCPU(br *bufio.Reader) (float64, error) {
 			return 0, fmt.Errorf("redis: unexpected reply %q", line)
 		}
 	}
-}
-
-func ioReadFull(br *bufio.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := br.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // tpMark is the state of the receivers, the CPU clocks and Redis at a
@@ -644,7 +631,7 @@ func (r *run) tpStep(ctx context.Context, env *runEnv, pub publisher, rate float
 	}
 	r.ui.expect(m0.received + st.Expected)
 	start := time.Now()
-	var published atomic.Int64
+	published := 0
 	for i := range n {
 		due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
 		if d := time.Until(due); d > 200*time.Microsecond && !sleep(ctx, d) {
@@ -653,10 +640,10 @@ func (r *run) tpStep(ctx context.Context, env *runEnv, pub publisher, rate float
 		if err := pub.publish(ctx, seq+i); err != nil {
 			return st, failedBefore, err
 		}
-		published.Add(1)
+		published++
 	}
 	pubSecs := time.Since(start).Seconds()
-	st.Published = int(published.Load())
+	st.Published = published
 	// The last message is due at (n-1)/rate: measure the rate over n/rate
 	// worth of time or the real time, whichever is longer.
 	if pubSecs > 0 {
