@@ -120,6 +120,7 @@ func parseFlags(args []string) (bench.Config, error) {
 	fs.DurationVar(&c.StepDuration, "step", bench.DefaultStepDuration, "throughput: publishing time per step")
 	fs.DurationVar(&c.StepDrain, "step-drain", bench.DefaultStepDrain, "throughput: how long a step waits for its last deliveries")
 	fs.IntVar(&c.Bisect, "bisect", bench.DefaultBisect, "throughput: steps between the last pass and the first fail (negative: none)")
+	fs.IntVar(&c.StepRetries, "retries", bench.DefaultStepRetries, "throughput: runs of a failed step's rate again before it counts as failed (negative: none)")
 	fs.DurationVar(&c.P99Limit, "p99-limit", bench.DefaultP99Limit, "throughput: a step passes with delivery p99 below this")
 	fs.DurationVar(&c.Drain, "drain", bench.DefaultDrain, "how long to wait for the last deliveries")
 	fs.Float64Var(&c.SlowShare, "slow-share", 0, fmt.Sprintf("share of clients that stop reading in slow (default %v)", bench.DefaultSlowShare))

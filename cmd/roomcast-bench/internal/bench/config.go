@@ -117,6 +117,7 @@ type Config struct {
 	StepDuration time.Duration `json:"step_duration,omitempty"`
 	StepDrain    time.Duration `json:"step_drain,omitempty"`
 	Bisect       int           `json:"bisect,omitempty"`
+	StepRetries  int           `json:"step_retries,omitempty"`
 	P99Limit     time.Duration `json:"p99_limit,omitempty"`
 
 	PortMin int    `json:"port_min"`
@@ -299,6 +300,9 @@ func (c *Config) normalizeThroughput() error {
 	if c.P99Limit == 0 {
 		c.P99Limit = DefaultP99Limit
 	}
+	if c.StepRetries == 0 {
+		c.StepRetries = DefaultStepRetries // negative: none
+	}
 	switch {
 	case c.StartRate < 0 || c.MaxRate < c.StartRate:
 		return errors.New("--start-rate must be positive and at most --max-rate")
@@ -307,7 +311,7 @@ func (c *Config) normalizeThroughput() error {
 	case c.StepDuration < 0 || c.StepDrain < 0 || c.P99Limit < 0:
 		return errors.New("durations must not be negative")
 	}
-	n := newStepPlan(c.StartRate, c.MaxRate, c.RateFactor, c.Bisect).budget(c.StepDuration)
+	n := newStepPlan(c.StartRate, c.MaxRate, c.RateFactor, c.Bisect).budget(c.StepDuration) * (1 + max(c.StepRetries, 0))
 	if n > maxThroughputMessages {
 		return fmt.Errorf("the steps could publish %d messages, more than %d: lower --max-rate or --step", n, maxThroughputMessages)
 	}

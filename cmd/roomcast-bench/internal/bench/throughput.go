@@ -77,7 +77,8 @@ type ThroughputResult struct {
 //	  "redis_cpu_s": 0.4,       // Redis used_cpu_user+used_cpu_sys delta; absent when no Redis was read
 //	  "loadgen_cpu_s": 3.0, "other_cpu_s": 0.5,
 //	  "pass": true,
-//	  "fail": ""                // why it failed, "; "-separated
+//	  "fail": "",               // why it failed, "; "-separated
+//	  "attempt": 1              // 2… : the same rate again after a failure (--retries)
 //	}
 type ThroughputStep struct {
 	Offered       float64 `json:"offered_rate"`
@@ -103,6 +104,8 @@ type ThroughputStep struct {
 	OtherCPU   float64       `json:"other_cpu_s"`
 	Pass       bool          `json:"pass"`
 	Fail       string        `json:"fail,omitempty"`
+	// Attempt is 1, or 2… when the step re-runs a rate that just failed.
+	Attempt int `json:"attempt"`
 
 	received int64 // the receivers' total when the step was measured
 }
@@ -114,6 +117,7 @@ const (
 	DefaultRateFactor   = 2.0
 	DefaultStepDuration = 5 * time.Second
 	DefaultBisect       = 2
+	DefaultStepRetries  = 1
 	DefaultP99Limit     = 100 * time.Millisecond
 	// DefaultStepDrain is how long a step waits for its last deliveries
 	// after publishing: anything later is lost (and far over the p99 limit).
@@ -569,27 +573,41 @@ func (r *run) throughput(ctx context.Context, pubURL string, env *runEnv) error 
 	seq := 0
 	failedBefore := 0
 	for rate := plan.next(); rate > 0 && ctx.Err() == nil; rate = plan.next() {
-		n := int(math.Ceil(rate * cfg.StepDuration.Seconds()))
-		if seq+n > cfg.Messages {
-			plan.end(fmt.Sprintf("sequence space of %d messages used up", cfg.Messages))
+		// A failed step runs again up to StepRetries times (the machine
+		// is shared: a burst of foreign load fails a step the servers
+		// would pass); it counts as failed when every attempt failed.
+		var st ThroughputStep
+		for attempt := 0; ; attempt++ {
+			n := int(math.Ceil(rate * cfg.StepDuration.Seconds()))
+			if seq+n > cfg.Messages {
+				plan.end(fmt.Sprintf("sequence space of %d messages used up", cfg.Messages))
+				break
+			}
+			r.ui.phase(fmt.Sprintf("step %g msg/s", rate))
+			var failed int
+			var err error
+			st, failed, err = r.tpStep(ctx, env, pub, rate, seq, n, int64(j.Joined), failedBefore)
+			if err != nil {
+				return err
+			}
+			st.Attempt = attempt + 1
+			failedBefore = failed
+			seq += st.Published
+			tp.Steps = append(tp.Steps, st)
+			r.ui.logf("  %s: %g msg/s offered, %.0f achieved, p99 %.1f ms, lost %d: %s", r.res.Target, rate, st.Achieved, st.Delivery.P99, st.Lost, passWord(st))
+			if !st.Pass {
+				// Let the backlog of a failed step go before the next one.
+				r.settle(ctx)
+				tp.Steps[len(tp.Steps)-1].Late = r.received() - st.received
+			}
+			if st.Pass || st.Dropped > 0 || attempt >= cfg.StepRetries || ctx.Err() != nil {
+				break
+			}
+		}
+		if st.Attempt == 0 { // the sequence space ran out
 			break
 		}
-		r.ui.phase(fmt.Sprintf("step %g msg/s", rate))
-		st, failed, err := r.tpStep(ctx, env, pub, rate, seq, n, int64(j.Joined), failedBefore)
-		if err != nil {
-			return err
-		}
-		failedBefore = failed
-		seq += st.Published
-		tp.Steps = append(tp.Steps, st)
-		r.ui.logf("  %s: %g msg/s offered, %.0f achieved, p99 %.1f ms, lost %d: %s", r.res.Target, rate, st.Achieved, st.Delivery.P99, st.Lost, passWord(st))
-		fatal := st.Dropped > 0
-		plan.record(rate, st.Pass, fatal, fmt.Sprintf("step %g msg/s: %s (later steps would not have every receiver)", rate, st.Fail))
-		if !st.Pass {
-			// Let the backlog of a failed step go before the next one.
-			r.settle(ctx)
-			tp.Steps[len(tp.Steps)-1].Late = r.received() - st.received
-		}
+		plan.record(rate, st.Pass, st.Dropped > 0, fmt.Sprintf("step %g msg/s: %s (later steps would not have every receiver)", rate, st.Fail))
 	}
 	r.cpuSince(cpu0)
 	tp.Sustained = plan.sustained()
@@ -690,7 +708,7 @@ func printSteps(out io.Writer, rep *Report) {
 		}
 		fmt.Fprintf(out, "\n%s run %d, adapter %q: sustained %g msg/s (%s)\n", r.Target, r.Run, tp.Adapter, tp.Sustained, tp.Stopped)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "offered msg/s\tachieved\tdelivered\tlost\tlate\tdup\tmisord\tp50 ms\tp99 ms\tmax ms\tnode A CPU %\tnode B CPU %\tRedis CPU %\tgen CPU %\tother CPU %\tresult\t")
+		fmt.Fprintln(tw, "offered msg/s\ttry\tachieved\tdelivered\tlost\tlate\tdup\tmisord\tp50 ms\tp99 ms\tmax ms\tnode A CPU %\tnode B CPU %\tRedis CPU %\tgen CPU %\tother CPU %\tresult\t")
 		for _, s := range tp.Steps {
 			pct := func(v float64) string {
 				if s.WindowSecs <= 0 {
@@ -715,7 +733,7 @@ func printSteps(out io.Writer, rep *Report) {
 			if !s.Pass {
 				res = "FAIL: " + s.Fail
 			}
-			fmt.Fprintf(tw, "%g\t%.0f\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Offered, s.Achieved, s.Delivered, s.Lost, s.Late, s.Duplicated, s.Misordered,
+			fmt.Fprintf(tw, "%g\t%d\t%.0f\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Offered, s.Attempt, s.Achieved, s.Delivered, s.Lost, s.Late, s.Duplicated, s.Misordered,
 				f2(s.Delivery.P50), f2(s.Delivery.P99), f2(s.Delivery.Max), node(0), node(1), rc, pct(s.LoadgenCPU), pct(s.OtherCPU), res)
 		}
 		_ = tw.Flush()

@@ -226,7 +226,7 @@ func TestNormalizeThroughput(t *testing.T) {
 	if err := c.Normalize(); err != nil {
 		t.Fatal(err)
 	}
-	if c.PublishVia != "client" || c.Messages != 100+200+400+800+2*800+1 || c.nodes() != 2 {
+	if c.PublishVia != "client" || c.Messages != 2*(100+200+400+800+2*800+1) || c.nodes() != 2 {
 		t.Fatalf("publish via %q, messages %d, nodes %d", c.PublishVia, c.Messages, c.nodes())
 	}
 	if adapterOf(c.RoomcastCmd) != "{adapter}" || adapterOf(c.NodeCmd) != "{adapter}" {
@@ -265,6 +265,9 @@ func TestThroughputEndToEnd(t *testing.T) {
 	seq := 0
 	best := 0.0
 	for _, s := range tp.Steps {
+		if s.Attempt < 1 {
+			t.Fatalf("step %+v: attempt %d", s, s.Attempt)
+		}
 		want := int(s.Offered*0.25 + 0.999)
 		if s.Published != want || s.FirstSeq != seq || s.Expected != int64(40*want) || s.Delivered != s.Expected ||
 			s.Lost != 0 || s.Duplicated != 0 || s.Misordered != 0 || s.Delivery.N != uint64(s.Expected) || len(s.NodeCPU) != 0 {
@@ -288,11 +291,13 @@ func TestThroughputFirstStepFails(t *testing.T) {
 	cfg := quick(ScenarioThroughput, pubNode, recvNode)
 	cfg.StartRate, cfg.MaxRate, cfg.StepDuration, cfg.StepDrain, cfg.P99Limit = 20, 80, 250*time.Millisecond, time.Minute, time.Nanosecond
 	tp := runBench(t, cfg).Throughput
-	if tp == nil || len(tp.Steps) != 1 || tp.Sustained != 0 || !strings.Contains(tp.Stopped, "the first step (20 msg/s) failed") {
+	// The first step and its one retry (--retries 1 by default).
+	if tp == nil || len(tp.Steps) != 2 || tp.Sustained != 0 || !strings.Contains(tp.Stopped, "the first step (20 msg/s) failed") {
 		t.Fatalf("throughput: %+v", tp)
 	}
-	s := tp.Steps[0]
-	if s.Pass || !strings.Contains(s.Fail, "delivery p99") || s.Lost != 0 || s.Late != 0 || s.Delivered != s.Expected {
-		t.Fatalf("step: %+v", s)
+	for i, s := range tp.Steps {
+		if s.Pass || s.Attempt != i+1 || s.Offered != 20 || !strings.Contains(s.Fail, "delivery p99") || s.Lost != 0 || s.Late != 0 || s.Delivered != s.Expected {
+			t.Fatalf("step %d: %+v", i, s)
+		}
 	}
 }
