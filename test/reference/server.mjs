@@ -7,6 +7,10 @@
 //
 // Prints {"level":"info","msg":"listening","addr":"HOST:PORT"} on stderr once
 // it listens. SIGINT/SIGTERM: /readyz turns 503, clients are closed, exit 0.
+//
+// --adapter redis|redis-streams puts the official Node adapters behind it
+// (@socket.io/redis-adapter with `redis` clients, key --redis-prefix;
+// @socket.io/redis-streams-adapter, stream --redis-prefix), on --redis-url.
 import http from "node:http";
 import crypto from "node:crypto";
 import { createRequire } from "node:module";
@@ -30,6 +34,9 @@ const DEFAULTS = {
   "publish-self": "false",
   "api-key": "",
   "jwt-secret": "",
+  adapter: "memory",
+  "redis-url": "redis://127.0.0.1:6379",
+  "redis-prefix": "socket.io",
 };
 const BOOLS = new Set(["allow-publish", "publish-self"]);
 
@@ -93,7 +100,11 @@ const cfg = {
   apiKey: flags["api-key"],
   jwtSecret: flags["jwt-secret"],
   parser: flags.parser ?? "json",
+  adapter: flags.adapter,
+  redisURL: flags["redis-url"],
+  redisPrefix: flags["redis-prefix"],
 };
+if (!["memory", "redis", "redis-streams"].includes(cfg.adapter)) fail(`invalid --adapter ${cfg.adapter} (memory, redis or redis-streams)`);
 if (!["json", "msgpack"].includes(cfg.parser)) fail(`invalid --parser ${cfg.parser}`);
 if (!Number.isInteger(cfg.maxPayload) || cfg.maxPayload <= 0) fail("invalid --max-payload");
 
@@ -305,6 +316,23 @@ io = new Server(httpServer, {
     connectionStateRecovery: { maxDisconnectionDuration: cfg.recoveryWindow, skipMiddlewares: true },
   }),
 });
+const redisClients = [];
+if (cfg.adapter !== "memory") {
+  const { createClient } = require("redis");
+  const client = createClient({ url: cfg.redisURL });
+  client.on("error", (e) => log("error", "redis", { err: e.message }));
+  redisClients.push(client);
+  if (cfg.adapter === "redis") {
+    const sub = client.duplicate();
+    sub.on("error", (e) => log("error", "redis", { err: e.message }));
+    redisClients.push(sub);
+    await Promise.all(redisClients.map((c) => c.connect()));
+    io.adapter(require("@socket.io/redis-adapter").createAdapter(client, sub, { key: cfg.redisPrefix }));
+  } else {
+    await client.connect();
+    io.adapter(require("@socket.io/redis-streams-adapter").createAdapter(client, { streamName: cfg.redisPrefix }));
+  }
+}
 installHub(io.of("/"));
 if (cfg.namespaces) installHub(io.of(cfg.namespaces));
 
@@ -317,14 +345,16 @@ const host = m[1].replace(/^\[(.*)\]$/, "$1") || "0.0.0.0";
 httpServer.listen(Number(m[2]), host, () => {
   const a = httpServer.address();
   const addr = a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-  log("info", "listening", { addr, bufferutil, recovery_window_ms: cfg.recoveryWindow });
+  log("info", "listening", { addr, bufferutil, recovery_window_ms: cfg.recoveryWindow, adapter: cfg.adapter });
 });
 
 function shutdown(signal) {
   if (draining) return;
   draining = true;
   log("info", "shutting down", { signal });
-  io.close(() => process.exit(0));
+  io.close(() => {
+    Promise.allSettled(redisClients.map((c) => c.quit())).then(() => process.exit(0));
+  });
   setTimeout(() => process.exit(0), 5000).unref();
 }
 process.on("SIGINT", shutdown);

@@ -14,10 +14,13 @@ const (
 	ScenarioEcho      = "echo"
 	ScenarioCrossNode = "cross-node"
 	ScenarioSlow      = "slow"
+	// ScenarioThroughput steps the publish rate up until delivery to a
+	// room on the other node falls behind (throughput.go).
+	ScenarioThroughput = "throughput"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioIdle, ScenarioFanout, ScenarioEcho, ScenarioCrossNode, ScenarioSlow}
+var Scenarios = []string{ScenarioIdle, ScenarioFanout, ScenarioEcho, ScenarioCrossNode, ScenarioSlow, ScenarioThroughput}
 
 // Defaults.
 const (
@@ -49,6 +52,7 @@ const (
 	DefaultNodeCmd     = "node test/reference/server.mjs --addr {addr}"
 	DefaultRoom        = "bench"
 	DefaultEvent       = "tick"
+	DefaultRedisURL    = "redis://127.0.0.1:6379"
 )
 
 // Config is one invocation of the bench. Zero values take the defaults
@@ -99,6 +103,22 @@ type Config struct {
 	Duration time.Duration `json:"duration"`
 	Warmup   time.Duration `json:"warmup"`
 	IdleHold time.Duration `json:"idle_hold"`
+
+	// Adapter is added to the server commands that name none (see
+	// withAdapter) and fills {adapter}; RedisURL fills {redis-url};
+	// PrivateRedis starts a redis-server of its own per run instead.
+	Adapter      string `json:"adapter,omitempty"`
+	RedisURL     string `json:"redis_url,omitempty"`
+	PrivateRedis bool   `json:"private_redis,omitempty"`
+	// Throughput steps (see throughput.go): rates in msg/s.
+	StartRate    float64       `json:"start_rate,omitempty"`
+	MaxRate      float64       `json:"max_rate,omitempty"`
+	RateFactor   float64       `json:"rate_factor,omitempty"`
+	StepDuration time.Duration `json:"step_duration,omitempty"`
+	StepDrain    time.Duration `json:"step_drain,omitempty"`
+	Bisect       int           `json:"bisect,omitempty"`
+	StepRetries  int           `json:"step_retries,omitempty"`
+	P99Limit     time.Duration `json:"p99_limit,omitempty"`
 
 	PortMin int    `json:"port_min"`
 	PortMax int    `json:"port_max"`
@@ -172,6 +192,17 @@ func (c *Config) Normalize() error {
 	}
 	if c.PublishVia == "" {
 		c.PublishVia = "api"
+		if c.Scenario == ScenarioThroughput {
+			c.PublishVia = "client"
+		}
+	}
+	if c.RedisURL == "" {
+		c.RedisURL = DefaultRedisURL
+	}
+	if c.Scenario == ScenarioThroughput {
+		if err := c.normalizeThroughput(); err != nil {
+			return err
+		}
 	}
 	if c.Compare {
 		if c.RoomcastCmd == "" {
@@ -180,6 +211,11 @@ func (c *Config) Normalize() error {
 		if c.NodeCmd == "" {
 			c.NodeCmd = DefaultNodeCmd
 		}
+		c.RoomcastCmd = withAdapter(c.RoomcastCmd, c.Adapter)
+		c.NodeCmd = withAdapter(c.NodeCmd, c.Adapter)
+	}
+	for i := range c.Spawn {
+		c.Spawn[i] = withAdapter(c.Spawn[i], c.Adapter)
 	}
 
 	switch {
@@ -226,7 +262,7 @@ func (c *Config) Normalize() error {
 
 // nodes is how many servers the scenario talks to.
 func (c *Config) nodes() int {
-	if c.Scenario == ScenarioCrossNode {
+	if c.Scenario == ScenarioCrossNode || c.Scenario == ScenarioThroughput {
 		return 2
 	}
 	return 1
@@ -238,4 +274,47 @@ func (c *Config) slowClients() int {
 		return 0
 	}
 	return int(float64(c.Clients)*c.SlowShare + 0.5)
+}
+
+// normalizeThroughput fills the step defaults and sizes the sequence space
+// (Messages) for the most messages the steps can publish.
+func (c *Config) normalizeThroughput() error {
+	if c.StartRate == 0 {
+		c.StartRate = DefaultStartRate
+	}
+	if c.MaxRate == 0 {
+		c.MaxRate = DefaultMaxRate
+	}
+	if c.RateFactor == 0 {
+		c.RateFactor = DefaultRateFactor
+	}
+	if c.StepDuration == 0 {
+		c.StepDuration = DefaultStepDuration
+	}
+	if c.StepDrain == 0 {
+		c.StepDrain = DefaultStepDrain
+	}
+	if c.Bisect == 0 {
+		c.Bisect = DefaultBisect // negative: no bisection
+	}
+	if c.P99Limit == 0 {
+		c.P99Limit = DefaultP99Limit
+	}
+	if c.StepRetries == 0 {
+		c.StepRetries = DefaultStepRetries // negative: none
+	}
+	switch {
+	case c.StartRate < 0 || c.MaxRate < c.StartRate:
+		return errors.New("--start-rate must be positive and at most --max-rate")
+	case c.RateFactor <= 1:
+		return errors.New("--rate-factor must be above 1")
+	case c.StepDuration < 0 || c.StepDrain < 0 || c.P99Limit < 0:
+		return errors.New("durations must not be negative")
+	}
+	n := newStepPlan(c.StartRate, c.MaxRate, c.RateFactor, c.Bisect).budget(c.StepDuration) * (1 + max(c.StepRetries, 0))
+	if n > maxThroughputMessages {
+		return fmt.Errorf("the steps could publish %d messages, more than %d: lower --max-rate or --step", n, maxThroughputMessages)
+	}
+	c.Messages = n
+	return nil
 }

@@ -77,6 +77,8 @@ func headline(r *Result) string {
 		s += fmt.Sprintf(", to last p50 %.1f ms p99 %.1f ms, delivery p99 %.1f ms, lost %d", f.Completion.P50, f.Completion.P99, f.Delivery.P99, f.Lost)
 	case r.Echo != nil:
 		s += fmt.Sprintf(", %.0f msg/s, p99 %.2f ms", r.Echo.PerSecond, r.Echo.Latency.P99)
+	case r.Throughput != nil:
+		s += fmt.Sprintf(", sustained %g msg/s to %d receivers (%s)", r.Throughput.Sustained, r.Throughput.Receivers, r.Throughput.Stopped)
 	case r.Server != nil:
 		s += fmt.Sprintf(", %.1f KiB/conn", r.Server.PerConn)
 	}
@@ -99,6 +101,12 @@ func printReport(out io.Writer, rep *Report) {
 		fmt.Fprintf(out, ", 1 echo of %d B in flight each, %v after %v warmup", cfg.Payload, cfg.Duration, cfg.Warmup)
 	case ScenarioIdle:
 		fmt.Fprintf(out, ", held %v", cfg.IdleHold)
+	case ScenarioThroughput:
+		fmt.Fprintf(out, " in one room on node B, %d B messages via %s on node A, steps of %v from %g msg/s (×%g, ≤ %g, %d bisections), pass: all delivered once in order, p99 < %v",
+			cfg.Payload, cfg.PublishVia, cfg.StepDuration, cfg.StartRate, cfg.RateFactor, cfg.MaxRate, max(cfg.Bisect, 0), cfg.P99Limit)
+		if cfg.Adapter != "" {
+			fmt.Fprintf(out, ", adapter %s", cfg.Adapter)
+		}
 	}
 	fmt.Fprintf(out, "; %d CPUs, %s", rep.Machine.CPUs, rep.Machine.MemTotal)
 	if len(rep.Results) > 0 && rep.Results[0].WorkerProcesses > 0 {
@@ -111,6 +119,8 @@ func printReport(out io.Writer, rep *Report) {
 	switch cfg.Scenario {
 	case ScenarioIdle:
 		cols = append(cols, "RSS before MiB", "RSS loaded MiB", "KiB/conn", "RSS closed MiB", "srv CPU s", "other CPU s")
+	case ScenarioThroughput:
+		cols = append(cols, "receivers", "sustained msg/s", "steps", "srv CPU s", "gen CPU s", "other CPU s")
 	case ScenarioEcho:
 		cols = append(cols, "msg/s", "p50 ms", "p99 ms", "max ms", "unanswered", "srv CPU s", "gen CPU s", "other CPU s")
 	default:
@@ -133,6 +143,13 @@ func printReport(out io.Writer, rep *Report) {
 				row = append(row, "-", "-", "-", "-", "-")
 			}
 			row = append(row, srvF(r.Server, func(s *ServerResult) float64 { return s.CPU }), f2(r.LoadgenCPU), f2(r.OtherCPU))
+		case ScenarioThroughput:
+			if tp := r.Throughput; tp != nil {
+				row = append(row, fmt.Sprint(tp.Receivers), num(tp.Sustained), fmt.Sprint(len(tp.Steps)))
+			} else {
+				row = append(row, "-", "-", "-")
+			}
+			row = append(row, srvF(r.Server, func(s *ServerResult) float64 { return s.CPU }), f2(r.LoadgenCPU), f2(r.OtherCPU))
 		default:
 			if f := r.Fanout; f != nil {
 				row = append(row, fmt.Sprint(f.Receivers), fmt.Sprint(f.Delivered), fmt.Sprint(f.Lost), fmt.Sprint(f.Misordered),
@@ -146,6 +163,8 @@ func printReport(out io.Writer, rep *Report) {
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	_ = tw.Flush()
+
+	printSteps(out, rep)
 
 	if len(rep.Results) > 1 {
 		fmt.Fprintln(out)

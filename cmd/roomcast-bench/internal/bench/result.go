@@ -24,6 +24,9 @@ type Result struct {
 	Server  *ServerResult `json:"server,omitempty"`
 	Fanout  *FanoutResult `json:"fanout,omitempty"`
 	Echo    *EchoResult   `json:"echo,omitempty"`
+	// Throughput is the throughput scenario's steps (see throughput.go for
+	// its JSON shape).
+	Throughput *ThroughputResult `json:"throughput,omitempty"`
 
 	// Dropped connections were ended by the server (or the network) during
 	// the run, before the bench closed them.
@@ -152,6 +155,12 @@ var metrics = []metric{
 	{"echo rate", "msg/s", func(r *Result) float64 { return ech(r, func(e *EchoResult) float64 { return e.PerSecond }) }, []string{ScenarioEcho}},
 	{"echo p50", "ms", func(r *Result) float64 { return ech(r, func(e *EchoResult) float64 { return e.Latency.P50 }) }, []string{ScenarioEcho}},
 	{"echo p99", "ms", func(r *Result) float64 { return ech(r, func(e *EchoResult) float64 { return e.Latency.P99 }) }, []string{ScenarioEcho}},
+	{"sustained rate", "msg/s", func(r *Result) float64 {
+		if r.Throughput == nil {
+			return math.NaN()
+		}
+		return r.Throughput.Sustained
+	}, []string{ScenarioThroughput}},
 	{"server CPU", "s", func(r *Result) float64 { return srv(r, func(s *ServerResult) float64 { return s.CPU }) }, Scenarios},
 	{"loadgen CPU", "s", func(r *Result) float64 { return r.LoadgenCPU }, Scenarios},
 	{"other CPU", "s", func(r *Result) float64 { return r.OtherCPU }, Scenarios},

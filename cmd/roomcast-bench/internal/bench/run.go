@@ -162,14 +162,20 @@ func runOnce(ctx context.Context, cfg *Config, t target, runNo int, logDir strin
 	defer ui.stop()
 
 	urls := t.urls
+	var env *runEnv
 	if len(t.cmds) > 0 {
+		var err error
+		if env, err = prepareRun(ctx, cfg, t.cmds[0], logDir, t.name, runNo); err != nil {
+			return res, err
+		}
+		defer env.close()
 		urls = nil
 		for node := range cfg.nodes() {
 			port, err := pickPort(cfg.PortMin, cfg.PortMax)
 			if err != nil {
 				return res, err
 			}
-			s, err := startServer(ctx, t.cmds[min(node, len(t.cmds)-1)], port, serverLogPath(logDir, t.name, runNo, node))
+			s, err := startServer(ctx, env.expand(t.cmds[min(node, len(t.cmds)-1)]), port, serverLogPath(logDir, t.name, runNo, node))
 			if err != nil {
 				return res, err
 			}
@@ -229,6 +235,11 @@ func runOnce(ctx context.Context, cfg *Config, t target, runNo int, logDir strin
 		err = r.idle(ctx)
 	case ScenarioEcho:
 		err = r.echo(ctx)
+	case ScenarioThroughput:
+		if env == nil { // --url: the servers are the caller's
+			env = &runEnv{redisURL: cfg.RedisURL, adapter: cfg.Adapter}
+		}
+		err = r.throughput(ctx, pubURL, env)
 	default:
 		err = r.fanout(ctx, pubURL, recvURL)
 	}
