@@ -568,7 +568,7 @@ func throughputChart(reps []*report, log io.Writer) ([]byte, string, error) {
 		b.vals = append(b.vals, row)
 	}
 	if !b.any() {
-		return nil, "no throughput run with throughput.max_sustained_per_second", nil
+		return nil, "no throughput run with throughput.sustained_rate", nil
 	}
 	svg, err := barChart([]string{
 		"Cross-node room throughput: highest publish rate the other node delivers in full",

@@ -94,7 +94,7 @@ type echo struct {
 // are read; the rest of the object may be anything.
 type throughput struct {
 	Adapter      string   `json:"adapter"`
-	MaxSustained *float64 `json:"max_sustained_per_second"`
+	MaxSustained *float64 `json:"sustained_rate"`
 }
 
 // parse decodes one roomcast-bench JSON file. name is used for messages
@@ -137,6 +137,11 @@ func parse(name string, b []byte) (*report, error) {
 		}
 		if r.Target == "" {
 			return nil, fmt.Errorf("result %d has no target", i)
+		}
+		// roomcast-bench names a spawned target after its program, so a
+		// build pinned under another name (roomcast-base) is roomcast.
+		if strings.HasPrefix(r.Target, "roomcast-") {
+			r.Target = "roomcast"
 		}
 	}
 	if rep.Config.Scenario == "" {
