@@ -76,7 +76,8 @@ func parkedReader(t *testing.T) string {
 
 // TestReadLoopDropsGrownStack: a message whose handling grew the read
 // loop's stack is followed by a fresh read loop (a small stack for the
-// idle connection), and reading goes on in order.
+// idle connection): at once the first time, later at the next pong; and
+// reading goes on in order.
 func TestReadLoopDropsGrownStack(t *testing.T) {
 	srv := New(Config{Logger: zaptest.NewLogger(t)}, deepHandler{})
 	ts := httptest.NewServer(srv)
@@ -109,7 +110,30 @@ func TestReadLoopDropsGrownStack(t *testing.T) {
 			t.Fatalf("echo %q, want %q", got, want)
 		}
 	}
-	if after := parkedReader(t); after == before {
+	// The first growth hands over at once (here at "4a" or at "4deep");
+	// a later one at the next pong.
+	send(t, ws, "3")
+	send(t, ws, "4c")
+	if got := recv(t, ws); got != "4c" {
+		t.Fatalf("echo %q, want 4c", got)
+	}
+	second := parkedReader(t)
+	if second == before {
 		t.Fatalf("the read loop that grew its stack (goroutine %s) is still the reader", before)
+	}
+	send(t, ws, "4deep")
+	if got := recv(t, ws); got != "4deep" {
+		t.Fatalf("echo %q, want 4deep", got)
+	}
+	if again := parkedReader(t); again != second {
+		t.Fatalf("a later growth handed over before a pong (goroutine %s, then %s)", second, again)
+	}
+	send(t, ws, "3")
+	send(t, ws, "4d")
+	if got := recv(t, ws); got != "4d" {
+		t.Fatalf("echo %q, want 4d", got)
+	}
+	if third := parkedReader(t); third == second {
+		t.Fatalf("the pong after a growth did not hand over (goroutine %s)", second)
 	}
 }
