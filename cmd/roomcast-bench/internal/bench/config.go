@@ -64,7 +64,10 @@ type Config struct {
 	URLs []string `json:"urls,omitempty"`
 	// Spawn are server command lines to start; {addr} and {port} are
 	// filled with a free 127.0.0.1 port in [PortMin, PortMax]. Cross-node
-	// with one command starts it twice.
+	// with one command starts it twice. Idle takes any number of them (or
+	// of URLs): the clients are spread evenly over the servers, and the
+	// memory is the sum over all spawned servers (more connections than
+	// one process's 20,000 open files allow).
 	Spawn []string `json:"spawn,omitempty"`
 	// ServerPID is the pid whose memory and CPU are read with URLs.
 	ServerPID int `json:"server_pid,omitempty"`
@@ -262,8 +265,11 @@ func (c *Config) Normalize() error {
 
 // nodes is how many servers the scenario talks to.
 func (c *Config) nodes() int {
-	if c.Scenario == ScenarioCrossNode || c.Scenario == ScenarioThroughput {
+	switch {
+	case c.Scenario == ScenarioCrossNode || c.Scenario == ScenarioThroughput:
 		return 2
+	case c.Scenario == ScenarioIdle:
+		return max(1, len(c.Spawn), len(c.URLs))
 	}
 	return 1
 }

@@ -203,7 +203,11 @@ func runOnce(ctx context.Context, cfg *Config, t target, runNo int, logDir strin
 		res.Server.RSSBefore, _ = r.memory()
 	}
 
-	if err := r.startWorkers(recvURL); err != nil {
+	workerURLs := []string{recvURL}
+	if cfg.Scenario == ScenarioIdle {
+		workerURLs = urls // spread over every node
+	}
+	if err := r.startWorkers(workerURLs); err != nil {
 		return res, err
 	}
 	closed := false
@@ -255,24 +259,64 @@ func runOnce(ctx context.Context, cfg *Config, t target, runNo int, logDir strin
 	closeWorkers()
 	sleep(ctx, settleAfterClose)
 	if res.Server != nil {
-		res.Server.RSSAfterClose, res.Server.HWM, _ = memory(r.srvPID)
+		res.Server.RSSAfterClose, res.Server.HWM, _ = r.memoryHWM()
 	}
-	res.LeftOpen = scrapeMetrics(ctx, recvURL, true, "roomcast_connections_open", "roomcast_sockets_connected")
+	res.LeftOpen = sumMetrics(ctx, workerURLs, true, "roomcast_connections_open", "roomcast_sockets_connected")
 	return res, ctx.Err()
 }
 
+// memPIDs are the processes whose memory is read: the receiving node, or
+// in idle every spawned node (their sum).
+func (r *run) memPIDs() []int {
+	if r.cfg.Scenario == ScenarioIdle && len(r.cpuPIDs) > 1 {
+		return r.cpuPIDs
+	}
+	return []int{r.srvPID}
+}
+
 func (r *run) memory() (int64, error) {
-	rss, _, err := memory(r.srvPID)
+	rss, _, err := r.memoryHWM()
 	return rss, err
 }
 
+func (r *run) memoryHWM() (rss, hwm int64, err error) {
+	for _, pid := range r.memPIDs() {
+		a, b, e := memory(pid)
+		if e != nil {
+			return 0, 0, e
+		}
+		rss, hwm = rss+a, hwm+b
+	}
+	return rss, hwm, nil
+}
+
+// sumMetrics is scrapeMetrics over several servers, each sample summed.
+func sumMetrics(ctx context.Context, urls []string, zeros bool, names ...string) map[string]float64 {
+	var out map[string]float64
+	for _, u := range urls {
+		for k, v := range scrapeMetrics(ctx, u, zeros, names...) {
+			if out == nil {
+				out = map[string]float64{}
+			}
+			out[k] += v
+		}
+	}
+	return out
+}
+
 // startWorkers splits the clients over the bench process (when they fit)
-// or over worker processes.
-func (r *run) startWorkers(url string) error {
+// or over worker processes. With several urls (idle on several nodes),
+// there are worker processes, a multiple of the nodes, and worker i
+// connects to urls[i % nodes]: every node gets the same share.
+func (r *run) startWorkers(urls []string) error {
 	cfg := r.cfg
+	url := urls[0]
 	n := cfg.Workers
 	if n == 0 && cfg.Clients > cfg.PerProcess {
 		n = (cfg.Clients + cfg.PerProcess - 1) / cfg.PerProcess
+	}
+	if nodes := len(urls); nodes > 1 {
+		n = (max(n, 1) + nodes - 1) / nodes * nodes
 	}
 	slow := cfg.slowClients()
 	spec := PoolSpec{
@@ -292,6 +336,7 @@ func (r *run) startWorkers(url string) error {
 		s.Clients = share(cfg.Clients, n, i)
 		s.Slow = share(slow, n, i)
 		s.Rate = cfg.Rate / float64(n)
+		s.URL = urls[i%len(urls)]
 		w, err := startRemoteWorker(s)
 		if err != nil {
 			for _, w := range r.workers {
@@ -364,6 +409,9 @@ func (r *run) idle(ctx context.Context) error {
 		if r.res.Connect.Connected > 0 {
 			s.PerConn = float64(s.RSSLoaded-s.RSSBefore) / float64(r.res.Connect.Connected)
 		}
+		// What the servers themselves hold open at once (roomcast only;
+		// summed over the nodes).
+		s.Metrics = sumMetrics(ctx, r.res.URLs, false, "roomcast_connections_open")
 	}
 	return ctx.Err()
 }
