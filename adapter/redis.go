@@ -87,7 +87,14 @@ type RedisNode struct {
 	settled uint64
 	moved   chan struct{} // closed (and replaced) when settled moves
 	wake    chan struct{}
+	// settling bounds the answers waiting for subscriptions (see
+	// Redis.respond).
+	settling chan struct{}
 }
+
+// maxSettling is how many answers to other nodes may wait at once for this
+// node's subscriptions; beyond it an answer goes out without waiting.
+const maxSettling = 64
 
 // joinWait bounds how long a join waits for Redis to confirm a room's
 // subscription (Redis away: the join goes on, and go-redis subscribes
@@ -111,11 +118,12 @@ func NewRedisNode(cfg RedisConfig) (*RedisNode, error) {
 		return nil, err
 	}
 	n := &RedisNode{
-		node:    base,
-		nsps:    make(map[string]*Redis),
-		changes: make(map[string]bool),
-		moved:   make(chan struct{}),
-		wake:    make(chan struct{}, 1),
+		node:     base,
+		nsps:     make(map[string]*Redis),
+		changes:  make(map[string]bool),
+		moved:    make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		settling: make(chan struct{}, maxSettling),
 	}
 	n.pub = newPublisher(publishQueue, n.publish, n.fail)
 	n.ps = n.client.Subscribe(n.ctx)
@@ -201,6 +209,14 @@ func (n *RedisNode) pong(payload string) {
 		close(n.moved)
 		n.moved = make(chan struct{})
 	}
+}
+
+// unsettled reports whether subscription changes are queued that Redis is
+// not known to have applied.
+func (n *RedisNode) unsettled() bool {
+	n.smu.Lock()
+	defer n.smu.Unlock()
+	return n.settled < n.queued
 }
 
 // settle waits (up to joinWait) until Redis has applied every subscription
@@ -735,13 +751,37 @@ func ackArg(args []any) any {
 
 // respond publishes a JSON response on the shared response channel (Node
 // adapters listen there by default).
+//
+// An answer goes out once Redis has applied this node's subscription
+// changes so far: a socket that joined a room here on another node's
+// request (socketsJoin) hears the room's broadcasts by the time the asker
+// learns anything from this node, e.g. by fetching the sockets. The wait
+// runs off the receive loop (which reads the PING answers), at most
+// maxSettling at once and joinWait each.
 func (r *Redis) respond(v map[string]any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		r.node.fail("publish", err)
 		return
 	}
-	r.node.enqueue(r.respChannel, b)
+	n := r.node
+	if !n.unsettled() {
+		n.enqueue(r.respChannel, b)
+		return
+	}
+	select {
+	case n.settling <- struct{}{}:
+	default:
+		n.enqueue(r.respChannel, b)
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() { <-n.settling }()
+		n.settle()
+		n.enqueue(r.respChannel, b)
+	}()
 }
 
 // onResponse matches a response to a pending request.
