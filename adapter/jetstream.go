@@ -84,10 +84,23 @@ type JetStreamNode struct {
 	pubID    atomic.Uint64 // numbers this node's publishes (message ids)
 	outageAt atomic.Int64  // unix ns of the first failed publish of an outage, 0: none
 
-	mu       sync.Mutex
-	stream   jetstream.Stream // nil until set up
-	lastSeq  uint64           // newest stream message read
+	mu      sync.Mutex
+	stream  jetstream.Stream // nil until set up
+	lastSeq uint64           // newest stream message read
+
+	// The session bucket, opened on first use. kvMu is never held across
+	// a network call (nor is mu): one caller opens the bucket, the others
+	// wait for its result or their own context.
+	kvMu     sync.Mutex
 	sessions jetstream.KeyValue
+	kvOpen   *kvOpening // the opening under way, nil: none
+}
+
+// kvOpening is an opening of the session bucket under way: done is closed
+// once err is set.
+type kvOpening struct {
+	done chan struct{}
+	err  error
 }
 
 // errJSNotReady refuses publishes while the stream is not set up.
@@ -509,13 +522,48 @@ func (a *jsAdapter) Offset() string {
 }
 
 // bucket returns the session bucket, created on first use with the
-// recovery window as its age limit.
+// recovery window as its age limit. It holds no lock across the requests
+// (the live reader takes n.mu for every message): one caller opens the
+// bucket, concurrent ones wait for its result, or their own ctx.
 func (n *JetStreamNode) bucket(ctx context.Context, window time.Duration) (jetstream.KeyValue, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.kvMu.Lock()
 	if n.sessions != nil {
-		return n.sessions, nil
+		kv := n.sessions
+		n.kvMu.Unlock()
+		return kv, nil
 	}
+	if o := n.kvOpen; o != nil {
+		n.kvMu.Unlock()
+		select {
+		case <-o.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		n.kvMu.Lock()
+		kv := n.sessions
+		n.kvMu.Unlock()
+		if kv == nil {
+			return nil, o.err
+		}
+		return kv, nil
+	}
+	o := &kvOpening{done: make(chan struct{})}
+	n.kvOpen = o
+	n.kvMu.Unlock()
+
+	kv, err := n.openBucket(ctx, window)
+	n.kvMu.Lock()
+	if err == nil {
+		n.sessions = kv
+	}
+	o.err, n.kvOpen = err, nil
+	close(o.done)
+	n.kvMu.Unlock()
+	return kv, err
+}
+
+// openBucket opens the session bucket, creating it when missing.
+func (n *JetStreamNode) openBucket(ctx context.Context, window time.Duration) (jetstream.KeyValue, error) {
 	name := n.jcfg.Stream + "_sessions"
 	kv, err := n.js.KeyValue(ctx, name)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -529,7 +577,6 @@ func (n *JetStreamNode) bucket(ctx context.Context, window time.Duration) (jetst
 	if err != nil {
 		return nil, err
 	}
-	n.sessions = kv
 	return kv, nil
 }
 
