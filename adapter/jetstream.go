@@ -655,7 +655,11 @@ func (a *jsAdapter) RestoreSession(pid, offset string, attach func(*Session)) *S
 		return nil
 	}
 	if err := kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil {
-		return nil // taken by another restore
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			// Not taken by another restore: the bucket did not answer.
+			a.n.fail("request", fmt.Errorf("jetstream: session: %w", err))
+		}
+		return nil // else taken by another restore
 	}
 	var v map[string]any
 	if err := decodeMsgpack(e.Value(), &v); err != nil {
