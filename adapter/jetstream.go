@@ -78,9 +78,14 @@ type JetStreamNode struct {
 	subject string // the stream's subjects: subject + "." + namespace token
 
 	// stop ends the set-up loop and publish retries at Close (before the
-	// publisher is drained).
-	stop     context.Context
-	stopNow  context.CancelFunc
+	// publisher is drained: what is queued gets one attempt each).
+	stop    context.Context
+	stopNow context.CancelFunc
+	// drain bounds the publishes to the stream: it ends RequestTimeout
+	// after Close began (the queued publishes not sent by then fail), or
+	// once the publisher is drained.
+	drain    context.Context
+	drainNow context.CancelFunc
 	pubID    atomic.Uint64 // numbers this node's publishes (message ids)
 	outageAt atomic.Int64  // unix ns of the first failed publish of an outage, 0: none
 
@@ -135,8 +140,10 @@ func NewJetStreamNode(cfg JetStreamConfig) (*JetStreamNode, error) {
 	}
 	n := &JetStreamNode{natsNode: base, jcfg: cfg, subject: cfg.Prefix + ".js"}
 	n.stop, n.stopNow = context.WithCancel(context.Background())
+	n.drain, n.drainNow = context.WithCancel(context.Background())
 	if n.js, err = jetstream.New(base.nc); err != nil {
 		n.stopNow()
+		n.drainNow()
 		base.close()
 		return nil, fmt.Errorf("adapter: jetstream: %w", err)
 	}
@@ -145,6 +152,7 @@ func NewJetStreamNode(cfg JetStreamConfig) (*JetStreamNode, error) {
 	} else if err := n.setup(); err != nil {
 		if badStreamConfig(err) {
 			n.stopNow()
+			n.drainNow()
 			base.close()
 			return nil, fmt.Errorf("adapter: %w", err)
 		}
@@ -360,10 +368,16 @@ func jsSeq(offset string) (uint64, bool) {
 	return seq, err == nil
 }
 
-// Close says goodbye and stops reading (a publish being retried gives up).
+// Close sends what is queued for the stream (one attempt each: a publish
+// being retried gives up, and the whole drain is bounded by
+// RequestTimeout), says goodbye and stops reading.
 func (n *JetStreamNode) Close() error {
 	n.stopNow()
-	return n.close()
+	t := time.AfterFunc(n.cfg.RequestTimeout, n.drainNow)
+	defer t.Stop()
+	err := n.close()
+	n.drainNow()
+	return err
 }
 
 // Adapter makes the adapter of a namespace (fits namespaces.Config.Adapter).
@@ -437,7 +451,7 @@ func (n *JetStreamNode) publishDurable(subject string, b []byte) (uint64, error)
 		if !n.nc.IsConnected() {
 			err = errNATSDown
 		} else {
-			ctx, cancel := context.WithTimeout(n.stop, n.cfg.RequestTimeout)
+			ctx, cancel := context.WithTimeout(n.drain, n.cfg.RequestTimeout)
 			var ack *jetstream.PubAck
 			ack, err = n.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithRetryAttempts(0))
 			cancel()

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
 )
 
 // The stream and session bucket of the default prefix.
@@ -448,5 +449,36 @@ func TestJetStreamReplicasLeaderKilled(t *testing.T) {
 	c.next(`^42\["fence","end","0-[0-9]+"\]$`)
 	for _, c := range cl {
 		c.next(`^42\["fence","end","0-[0-9]+"\]$`)
+	}
+}
+
+// Broadcasts queued on a node when it shuts down still go into the stream
+// (the publisher is drained before the node stops): another node's client
+// gets every one, in order.
+func TestJetStreamShutdownDrainsQueuedBroadcasts(t *testing.T) {
+	ns := startNATS(t)
+	srvs, addrs := clusterAt(t, ns.url(), 1, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute})
+	ctx := context.Background()
+	c := dialRaw(t, addrs[0], 0)
+	c.connect("/")
+	c.join("r")
+	a, err := New(Config{Backplane: "nats-jetstream", NATSURL: ns.url(), RecoveryWindow: time.Minute, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		return a.Of("/").Adapter().Offset() != "" && srvs[0].Of("/").Adapter().ServerCount(ctx) == 2
+	})
+	const total = 1000
+	for i := 1; i <= total; i++ {
+		if err := a.To("r").Emit(ctx, "m", i); err != nil {
+			t.Fatalf("emit %d: %v", i, err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	a.Shutdown(sctx)
+	for i := 1; i <= total; i++ {
+		c.next(fmt.Sprintf(`^42\["m",%d,"0-[0-9]+"\]$`, i))
 	}
 }
