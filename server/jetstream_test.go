@@ -550,3 +550,55 @@ func TestJetStreamLateFetchEndLosesNothing(t *testing.T) {
 		t.Skip("no fetch ended late in 4 rounds (timing of a loaded machine); delivery was checked")
 	}
 }
+
+// While the session bucket cannot be opened (here: the node may not ask
+// for it, so each try waits the request timeout), saving a session does
+// not hold up the live delivery of broadcasts: a broadcast reaches the
+// node's client before the save has failed.
+func TestJetStreamBucketStallDoesNotHoldDelivery(t *testing.T) {
+	ns := &natsServer{t: t, port: freePort(t), dir: t.TempDir(), conf: `authorization {
+  users = [
+    {user: open, password: open}
+    {user: nokv, password: nokv, permissions: {publish: {deny: [
+      "$JS.API.STREAM.INFO.KV_ROOMCAST_sessions", "$JS.API.STREAM.CREATE.KV_ROOMCAST_sessions"
+    ]}}}
+  ]
+}
+`}
+	ns.start()
+	t.Cleanup(ns.stop)
+	url := func(user string) string { return fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", user, user, ns.port) }
+	a, addrA := startServer(t, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute, NATSURL: url("nokv")})
+	b, _ := startServer(t, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute, NATSURL: url("open")})
+	ctx := context.Background()
+	c := dialRaw(t, addrA, 0)
+	c.connect("/")
+	c.join("r")
+	waitFor(t, func() bool {
+		return a.Of("/").Adapter().ServerCount(ctx) == 2 && b.Of("/").Adapter().ServerCount(ctx) == 2 &&
+			a.Of("/").Adapter().Offset() != ""
+	})
+	if err := b.To("r").Emit(ctx, "m", 0); err != nil {
+		t.Fatal(err)
+	}
+	c.next(`^42\["m",0,"0-[0-9]+"\]$`)
+
+	errs := func(op string) float64 { return testutil.ToFloat64(a.metrics.backplaneErrors.WithLabelValues(op)) }
+	saves := func() float64 { return errs("publish") }
+	before, denied := saves(), errs("subscribe")
+	d := dialRaw(t, addrA, 0)
+	d.connect("/")
+	d.ws.Close() // its session is saved: the bucket is opened, and the try waits
+	// NATS tells the node at once that the request was refused (counted
+	// as "subscribe"); the request itself waits for its timeout.
+	waitFor(t, func() bool { return errs("subscribe") > denied })
+	if err := b.To("r").Emit(ctx, "m", 1); err != nil {
+		t.Fatal(err)
+	}
+	c.next(`^42\["m",1,"0-[0-9]+"\]$`)
+	if got := saves(); got != before {
+		t.Fatalf("the broadcast came after the save failed (%v publish errors, were %v)", got, before)
+	}
+	// The save does fail, and is counted.
+	waitFor(t, func() bool { return saves() > before })
+}

@@ -33,8 +33,9 @@ type natsServer struct {
 	cluster int // cluster port, 0 outside a cluster
 	routes  []int
 	dir     string
-	monitor int  // HTTP monitoring port, 0: none
-	noJS    bool // JetStream off
+	monitor int    // HTTP monitoring port, 0: none
+	noJS    bool   // JetStream off
+	conf    string // a configuration file's text, "": none
 	cmd     *exec.Cmd
 }
 
@@ -67,6 +68,13 @@ func (s *natsServer) start() {
 	}
 	if s.monitor > 0 {
 		args = append(args, "-m", fmt.Sprint(s.monitor))
+	}
+	if s.conf != "" {
+		f := filepath.Join(s.dir, "nats.conf")
+		if err := os.WriteFile(f, []byte(s.conf), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		args = append(args, "-c", f)
 	}
 	if s.cluster > 0 {
 		var routes []string
