@@ -602,3 +602,37 @@ func TestJetStreamBucketStallDoesNotHoldDelivery(t *testing.T) {
 	// The save does fail, and is counted.
 	waitFor(t, func() bool { return saves() > before })
 }
+
+// A session that cannot be taken from the bucket for another reason than
+// a concurrent restore (here: the node may not write to the bucket) is
+// not recovered, and the failure is counted.
+func TestJetStreamSessionDeleteFailureCounted(t *testing.T) {
+	ns := &natsServer{t: t, port: freePort(t), dir: t.TempDir(), conf: `authorization {
+  users = [
+    {user: open, password: open}
+    {user: kvread, password: kvread, permissions: {publish: {deny: ["$KV.ROOMCAST_sessions.>"]}}}
+  ]
+}
+`}
+	ns.start()
+	t.Cleanup(ns.stop)
+	url := func(user string) string { return fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", user, user, ns.port) }
+	a, addrA := startServer(t, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute, NATSURL: url("open")})
+	b, addrB := startServer(t, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute, NATSURL: url("kvread")})
+	ctx := context.Background()
+	waitFor(t, func() bool {
+		return a.Of("/").Adapter().ServerCount(ctx) == 2 && b.Of("/").Adapter().ServerCount(ctx) == 2 &&
+			b.Of("/").Adapter().Offset() != ""
+	})
+	sid, pid, offset := droppedClient(t, a, addrA, func() { a.To("r").Emit(ctx, "m", 0) })
+	js := jsClient(t, url("open"))
+	waitFor(t, func() bool { return sessionSaved(js, pid) })
+	requests := testutil.ToFloat64(b.metrics.backplaneErrors.WithLabelValues("request"))
+	_, ans := reconnect(t, addrB, pid, offset)
+	if !strings.HasPrefix(ans, "40{") || sidOf(ans) == sid {
+		t.Fatalf("recovered without taking the session: %q (socket was %s)", ans, sid)
+	}
+	if got := testutil.ToFloat64(b.metrics.backplaneErrors.WithLabelValues("request")); got <= requests {
+		t.Fatalf("failed session delete not counted (%v request errors)", got)
+	}
+}
