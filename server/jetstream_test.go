@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
 )
 
 // The stream and session bucket of the default prefix.
@@ -448,5 +452,187 @@ func TestJetStreamReplicasLeaderKilled(t *testing.T) {
 	c.next(`^42\["fence","end","0-[0-9]+"\]$`)
 	for _, c := range cl {
 		c.next(`^42\["fence","end","0-[0-9]+"\]$`)
+	}
+}
+
+// Broadcasts queued on a node when it shuts down still go into the stream
+// (the publisher is drained before the node stops): another node's client
+// gets every one, in order.
+func TestJetStreamShutdownDrainsQueuedBroadcasts(t *testing.T) {
+	ns := startNATS(t)
+	srvs, addrs := clusterAt(t, ns.url(), 1, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute})
+	ctx := context.Background()
+	c := dialRaw(t, addrs[0], 0)
+	c.connect("/")
+	c.join("r")
+	a, err := New(Config{Backplane: "nats-jetstream", NATSURL: ns.url(), RecoveryWindow: time.Minute, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		return a.Of("/").Adapter().Offset() != "" && srvs[0].Of("/").Adapter().ServerCount(ctx) == 2
+	})
+	const total = 1000
+	for i := 1; i <= total; i++ {
+		if err := a.To("r").Emit(ctx, "m", i); err != nil {
+			t.Fatalf("emit %d: %v", i, err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	a.Shutdown(sctx)
+	for i := 1; i <= total; i++ {
+		c.next(fmt.Sprintf(`^42\["m",%d,"0-[0-9]+"\]$`, i))
+	}
+}
+
+// A fetch of the live reader whose context ends before the server's end of
+// the request arrives (a loaded machine, here a proxy holding back what
+// the server sends) loses what the server sent to it meanwhile: the
+// message still reaches the node's clients at once, not only once another
+// message shows the gap.
+func TestJetStreamLateFetchEndLosesNothing(t *testing.T) {
+	ns := startNATS(t)
+	proxy := &tcpProxy{t: t, port: freePort(t), target: fmt.Sprintf("127.0.0.1:%d", ns.port), pulls: make(chan time.Time, 16)}
+	proxy.restore()
+	t.Cleanup(proxy.cut)
+	var late atomic.Int32
+	logger := zaptest.NewLogger(t, zaptest.WrapOptions(zap.Hooks(func(e zapcore.Entry) error {
+		if strings.Contains(e.Message, "fetch ended late") {
+			late.Add(1)
+		}
+		return nil
+	})))
+	a, addrA := startServer(t, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute, NATSURL: proxy.url(), Logger: logger})
+	srvs, _ := clusterAt(t, ns.url(), 1, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute})
+	b := srvs[0]
+	ctx := context.Background()
+	c := dialRaw(t, addrA, 0)
+	c.connect("/")
+	c.join("r")
+	waitFor(t, func() bool {
+		return a.Of("/").Adapter().ServerCount(ctx) == 2 && b.Of("/").Adapter().ServerCount(ctx) == 2
+	})
+	js := jsClient(t, ns.url())
+	// The reader's fetches last jsReadWait (5 s); the server ends each
+	// after 4.5 s. Whether a round lands in the window (the message stored
+	// before the server's end, what the server sent held past the fetch's
+	// context) is timing: a round that misses still checks delivery.
+	for round := 0; round < 4 && late.Load() == 0; round++ {
+		for len(proxy.pulls) > 0 { // earlier ones
+			<-proxy.pulls
+		}
+		var t0 time.Time
+		select { // the next pull request of the idle reader
+		case t0 = <-proxy.pulls:
+		case <-time.After(safetyNet):
+			t.Fatal("no pull request")
+		}
+		time.Sleep(time.Until(t0.Add(4100 * time.Millisecond)))
+		info := streamInfo(js, jsStream)
+		if info == nil {
+			t.Fatal("no stream info")
+		}
+		proxy.hold()
+		if err := b.To("r").Emit(ctx, "m", round); err != nil {
+			proxy.release()
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool {
+			i := streamInfo(js, jsStream)
+			return i != nil && i.State.LastSeq > info.State.LastSeq
+		})
+		time.Sleep(time.Until(t0.Add(5300 * time.Millisecond)))
+		proxy.release()
+		c.next(fmt.Sprintf(`^42\["m",%d,"0-[0-9]+"\]$`, round))
+	}
+	if late.Load() == 0 {
+		t.Skip("no fetch ended late in 4 rounds (timing of a loaded machine); delivery was checked")
+	}
+}
+
+// While the session bucket cannot be opened (here: the node may not ask
+// for it, so each try waits the request timeout), saving a session does
+// not hold up the live delivery of broadcasts: a broadcast reaches the
+// node's client before the save has failed.
+func TestJetStreamBucketStallDoesNotHoldDelivery(t *testing.T) {
+	ns := &natsServer{t: t, port: freePort(t), dir: t.TempDir(), conf: `authorization {
+  users = [
+    {user: open, password: open}
+    {user: nokv, password: nokv, permissions: {publish: {deny: [
+      "$JS.API.STREAM.INFO.KV_ROOMCAST_sessions", "$JS.API.STREAM.CREATE.KV_ROOMCAST_sessions"
+    ]}}}
+  ]
+}
+`}
+	ns.start()
+	t.Cleanup(ns.stop)
+	url := func(user string) string { return fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", user, user, ns.port) }
+	a, addrA := startServer(t, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute, NATSURL: url("nokv")})
+	b, _ := startServer(t, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute, NATSURL: url("open")})
+	ctx := context.Background()
+	c := dialRaw(t, addrA, 0)
+	c.connect("/")
+	c.join("r")
+	waitFor(t, func() bool {
+		return a.Of("/").Adapter().ServerCount(ctx) == 2 && b.Of("/").Adapter().ServerCount(ctx) == 2 &&
+			a.Of("/").Adapter().Offset() != ""
+	})
+	if err := b.To("r").Emit(ctx, "m", 0); err != nil {
+		t.Fatal(err)
+	}
+	c.next(`^42\["m",0,"0-[0-9]+"\]$`)
+
+	errs := func(op string) float64 { return testutil.ToFloat64(a.metrics.backplaneErrors.WithLabelValues(op)) }
+	saves := func() float64 { return errs("publish") }
+	before, denied := saves(), errs("subscribe")
+	d := dialRaw(t, addrA, 0)
+	d.connect("/")
+	d.ws.Close() // its session is saved: the bucket is opened, and the try waits
+	// NATS tells the node at once that the request was refused (counted
+	// as "subscribe"); the request itself waits for its timeout.
+	waitFor(t, func() bool { return errs("subscribe") > denied })
+	if err := b.To("r").Emit(ctx, "m", 1); err != nil {
+		t.Fatal(err)
+	}
+	c.next(`^42\["m",1,"0-[0-9]+"\]$`)
+	if got := saves(); got != before {
+		t.Fatalf("the broadcast came after the save failed (%v publish errors, were %v)", got, before)
+	}
+	// The save does fail, and is counted.
+	waitFor(t, func() bool { return saves() > before })
+}
+
+// A session that cannot be taken from the bucket for another reason than
+// a concurrent restore (here: the node may not write to the bucket) is
+// not recovered, and the failure is counted.
+func TestJetStreamSessionDeleteFailureCounted(t *testing.T) {
+	ns := &natsServer{t: t, port: freePort(t), dir: t.TempDir(), conf: `authorization {
+  users = [
+    {user: open, password: open}
+    {user: kvread, password: kvread, permissions: {publish: {deny: ["$KV.ROOMCAST_sessions.>"]}}}
+  ]
+}
+`}
+	ns.start()
+	t.Cleanup(ns.stop)
+	url := func(user string) string { return fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", user, user, ns.port) }
+	a, addrA := startServer(t, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute, NATSURL: url("open")})
+	b, addrB := startServer(t, Config{Backplane: "nats-jetstream", RecoveryWindow: time.Minute, NATSURL: url("kvread")})
+	ctx := context.Background()
+	waitFor(t, func() bool {
+		return a.Of("/").Adapter().ServerCount(ctx) == 2 && b.Of("/").Adapter().ServerCount(ctx) == 2 &&
+			b.Of("/").Adapter().Offset() != ""
+	})
+	sid, pid, offset := droppedClient(t, a, addrA, func() { a.To("r").Emit(ctx, "m", 0) })
+	js := jsClient(t, url("open"))
+	waitFor(t, func() bool { return sessionSaved(js, pid) })
+	requests := testutil.ToFloat64(b.metrics.backplaneErrors.WithLabelValues("request"))
+	_, ans := reconnect(t, addrB, pid, offset)
+	if !strings.HasPrefix(ans, "40{") || sidOf(ans) == sid {
+		t.Fatalf("recovered without taking the session: %q (socket was %s)", ans, sid)
+	}
+	if got := testutil.ToFloat64(b.metrics.backplaneErrors.WithLabelValues("request")); got <= requests {
+		t.Fatalf("failed session delete not counted (%v request errors)", got)
 	}
 }

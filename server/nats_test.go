@@ -1,12 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -33,8 +33,9 @@ type natsServer struct {
 	cluster int // cluster port, 0 outside a cluster
 	routes  []int
 	dir     string
-	monitor int  // HTTP monitoring port, 0: none
-	noJS    bool // JetStream off
+	monitor int    // HTTP monitoring port, 0: none
+	noJS    bool   // JetStream off
+	conf    string // a configuration file's text, "": none
 	cmd     *exec.Cmd
 }
 
@@ -67,6 +68,13 @@ func (s *natsServer) start() {
 	}
 	if s.monitor > 0 {
 		args = append(args, "-m", fmt.Sprint(s.monitor))
+	}
+	if s.conf != "" {
+		f := filepath.Join(s.dir, "nats.conf")
+		if err := os.WriteFile(f, []byte(s.conf), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		args = append(args, "-c", f)
 	}
 	if s.cluster > 0 {
 		var routes []string
@@ -523,7 +531,10 @@ func slicesContains(s []int, v int) bool {
 }
 
 // tcpProxy forwards a port to another; cut closes the listener and every
-// connection, restore listens again on the same port.
+// connection, restore listens again on the same port. hold stops the
+// server-to-client direction (what the server sends waits in the proxy)
+// until release; pulls, when set before the first connection, gets the
+// time of each JetStream pull request a client sends.
 type tcpProxy struct {
 	t      *testing.T
 	port   int
@@ -532,6 +543,52 @@ type tcpProxy struct {
 	ln     net.Listener
 	conns  []net.Conn
 	wg     sync.WaitGroup
+	gate   sync.RWMutex // held (write) while the server's direction is held
+	pulls  chan time.Time
+}
+
+func (p *tcpProxy) hold()    { p.gate.Lock() }
+func (p *tcpProxy) release() { p.gate.Unlock() }
+
+// up copies client to server, telling pulls of each pull request.
+func (p *tcpProxy) up(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if p.pulls != nil && bytes.Contains(buf[:n], []byte(".CONSUMER.MSG.NEXT.")) {
+				select {
+				case p.pulls <- time.Now():
+				default:
+				}
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// down copies server to client, waiting while the direction is held.
+func (p *tcpProxy) down(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.gate.RLock()
+			_, werr := dst.Write(buf[:n])
+			p.gate.RUnlock()
+			if werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func startProxy(t *testing.T, target string) *tcpProxy {
@@ -568,8 +625,8 @@ func (p *tcpProxy) restore() {
 			p.conns = append(p.conns, c, u)
 			p.mu.Unlock()
 			p.wg.Add(2)
-			go func() { defer p.wg.Done(); io.Copy(u, c); u.Close() }()
-			go func() { defer p.wg.Done(); io.Copy(c, u); c.Close() }()
+			go func() { defer p.wg.Done(); p.up(u, c); u.Close() }()
+			go func() { defer p.wg.Done(); p.down(c, u); c.Close() }()
 		}
 	}()
 }
