@@ -127,6 +127,11 @@ type kafkaSession struct {
 // errKafkaDown refuses a publish while the node knows Kafka is away.
 var errKafkaDown = fmt.Errorf("kafka: %w", ErrBackplaneDown)
 
+// errKafkaNotFollowed refuses a record of a namespace's topic that the node
+// does not read yet: it would not read it back, so its own sockets would
+// not get it.
+var errKafkaNotFollowed = fmt.Errorf("kafka: namespace topic not read yet: %w", ErrBackplaneDown)
+
 // NewKafkaNode connects to Kafka, creates the control and sessions topics
 // when missing, and starts the node's loops. Kafka must answer within the
 // request timeout.
@@ -593,8 +598,12 @@ func (n *KafkaNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 	n.routes.add(nsp, c)
 	a := &kafkaAdapter{cluster: c, n: n, topic: topic, window: window}
 	if err := n.follow(topic, nsp); err != nil {
-		// Kafka is away: keep trying in the background. Meanwhile
-		// broadcasts are delivered here only.
+		// Kafka is away, or the topic is not ready yet (a new topic's
+		// leader is still being elected, a timeout): keep trying in the
+		// background. Until the topic is read, kafkaLink.publish refuses
+		// broadcasts and room operations with ErrBackplaneDown, so they
+		// are delivered here only (a record this node would not read
+		// back would reach none of its sockets).
 		n.fail("subscribe", err)
 		n.wg.Add(1)
 		go func() {
@@ -634,6 +643,14 @@ func (n *KafkaNode) follow(topic, nsp string) error {
 	return nil
 }
 
+// following tells whether the node reads a namespace's topic.
+func (n *KafkaNode) following(topic string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.topics[topic]
+	return ok
+}
+
 // kafkaLink: broadcasts and room operations go into the namespace's
 // topic, requests and answers into the control topic.
 type kafkaLink struct {
@@ -644,6 +661,9 @@ type kafkaLink struct {
 func (l *kafkaLink) publish(ctx context.Context, m clusterMsg) (string, error) {
 	if l.n.down.Load() {
 		return "", errKafkaDown
+	}
+	if !ephemeral(m) && !l.n.following(l.topic) {
+		return "", errKafkaNotFollowed
 	}
 	return kafkaPublish(ctx, l.n.produce, l.n.control, l.topic, m)
 }

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 )
 
@@ -358,6 +360,67 @@ func TestKafkaRestoreRefusals(t *testing.T) {
 	s := aa.RestoreSession("p1", "0-3", func(*Session) {})
 	if s == nil || len(s.Missed) != 2 || s.Missed[0].Data[1] != float64(3) {
 		t.Fatalf("restore from the topic's start: %+v", s)
+	}
+}
+
+// failCreate makes the broker refuse the creation of topic while on is
+// set: the node's follow of that topic fails while Kafka is up, as when a
+// new topic's leader is not elected yet on a real cluster.
+func (k *testKafka) failCreate(topic string, on *atomic.Bool) {
+	k.c.ControlKey(int16(kmsg.CreateTopics), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		k.c.KeepControl()
+		req := kr.(*kmsg.CreateTopicsRequest)
+		if !on.Load() || len(req.Topics) != 1 || req.Topics[0].Topic != topic {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+		rt := kmsg.NewCreateTopicsResponseTopic()
+		rt.Topic = topic
+		rt.ErrorCode = kerr.PolicyViolation.Code
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+}
+
+// A node that does not read its namespace's topic yet, while Kafka is up,
+// delivers its broadcasts to its own sockets at once (rather than write
+// records it would never read back); once it reads the topic, broadcasts
+// go through Kafka again.
+func TestKafkaTopicNotReadYet(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, k.addr(), "notread")
+	defer a.Close()
+	ga := make(got, 100)
+	aa := a.Adapter("/", ga, time.Minute)
+	defer aa.Close()
+	topic := aa.(*kafkaAdapter).topic
+	var blocked atomic.Bool
+	blocked.Store(true)
+	k.failCreate(topic, &blocked)
+	b, errsB := newTestKafkaNode(t, k.addr(), "notread")
+	defer b.Close()
+	gb := make(got, 100)
+	ab := b.Adapter("/", gb, time.Minute)
+	defer ab.Close()
+	if b.following(topic) || b.down.Load() {
+		t.Fatalf("following %v, down %v: want a node up that does not read the topic", b.following(topic), b.down.Load())
+	}
+	ab.Join("s2", "s2", "r")
+	before := errsB.Load()
+	ab.Broadcast(msg("b", 0), Options{Rooms: []string{"r"}})
+	if m := gb.next(t, "b", 0); m.Offset != "" {
+		t.Fatalf("delivered with offset %q: not from Kafka", m.Offset)
+	}
+	if errsB.Load() == before {
+		t.Fatal("the refused publish is not counted")
+	}
+	blocked.Store(false)
+	eventually(t, "b reads the topic", func() bool { return b.following(topic) })
+	ab.Broadcast(msg("b", 1), Options{Rooms: []string{"r"}})
+	if m := gb.next(t, "b", 1); m.Offset == "" {
+		t.Fatal("delivered without an offset: not read back from Kafka")
 	}
 }
 
