@@ -184,6 +184,13 @@ func (a *kafkaAdapter) RestoreSession(pid, offset string, attach func(*Session))
 		n.fail("request", fmt.Errorf("restore session: %w", errKafkaDown))
 		return nil
 	}
+	if !n.following(a.topic) {
+		// The live reader would start past what a replay reads: the
+		// socket would miss what lies between. The session stays in the
+		// sessions topic, untouched, for a later try.
+		n.fail("request", fmt.Errorf("restore session: %w", errKafkaNotFollowed))
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
 	defer cancel()
 	claim := randomID(8)
@@ -252,7 +259,14 @@ func (a *kafkaAdapter) RestoreSession(pid, offset string, attach func(*Session))
 		}
 		n.mu.Lock()
 		live, read := n.pos[a.topic]
-		if !read || live <= r.next {
+		if !read {
+			// No longer read (the adapter closed): nothing would deliver
+			// what comes after the replay.
+			n.mu.Unlock()
+			n.fail("request", fmt.Errorf("restore session: %w", errKafkaNotFollowed))
+			break
+		}
+		if live <= r.next {
 			// The live reader delivers everything from r.next on to the
 			// rejoined socket: it takes n.mu before each record.
 			attach(s)

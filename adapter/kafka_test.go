@@ -396,6 +396,15 @@ func TestKafkaTopicNotReadYet(t *testing.T) {
 	aa := a.Adapter("/", ga, time.Minute)
 	defer aa.Close()
 	topic := aa.(*kafkaAdapter).topic
+	// A session of a's, with two broadcasts it missed.
+	aa.Join("s1", "s1", "r")
+	aa.Broadcast(msg("m", 0), Options{Rooms: []string{"r"}})
+	off := ga.next(t, "m", 0).Offset
+	aa.LeaveAll("s1")
+	aa.SaveSession(&Session{ID: "s1", PID: "p1", Rooms: []string{"s1", "r"}, Base: off})
+	for i := 1; i <= 2; i++ {
+		aa.Broadcast(msg("m", i), Options{Rooms: []string{"r"}})
+	}
 	var blocked atomic.Bool
 	blocked.Store(true)
 	k.failCreate(topic, &blocked)
@@ -416,8 +425,21 @@ func TestKafkaTopicNotReadYet(t *testing.T) {
 	if errsB.Load() == before {
 		t.Fatal("the refused publish is not counted")
 	}
+	// A restore now would leave a gap between what it replays and where
+	// the live reader starts: refused, counted, the session kept.
+	before = errsB.Load()
+	if s := ab.RestoreSession("p1", off, func(*Session) { t.Error("attached while the topic is not read") }); s != nil {
+		t.Fatal("restored while the topic is not read")
+	}
+	if errsB.Load() == before {
+		t.Fatal("the refused restore is not counted")
+	}
 	blocked.Store(false)
 	eventually(t, "b reads the topic", func() bool { return b.following(topic) })
+	s := ab.RestoreSession("p1", off, func(*Session) {})
+	if s == nil || len(s.Missed) != 2 || s.Missed[0].Data[1] != float64(1) || s.Missed[1].Data[1] != float64(2) {
+		t.Fatalf("restore once the topic is read: %+v", s)
+	}
 	ab.Broadcast(msg("b", 1), Options{Rooms: []string{"r"}})
 	if m := gb.next(t, "b", 1); m.Offset == "" {
 		t.Fatal("delivered without an offset: not read back from Kafka")
