@@ -102,7 +102,8 @@ type KafkaNode struct {
 	control   string
 	sessTopic string
 
-	down atomic.Bool // a dial, produce or heartbeat failed and none succeeded since
+	down      atomic.Bool // a dial, produce or heartbeat failed and none succeeded since
+	gapLogged atomic.Bool // onGap has logged
 
 	mu       sync.Mutex
 	topics   map[string]string // namespace topics read, to their namespace
@@ -439,6 +440,7 @@ func (n *KafkaNode) onRecord(r *kgo.Record) {
 	default:
 		n.mu.Lock()
 		nsp, ok := n.topics[r.Topic]
+		pos := n.pos[r.Topic]
 		if ok {
 			// Before delivery: a restore that sees this position knows
 			// the record is delivered to a socket it rejoins (see
@@ -446,9 +448,33 @@ func (n *KafkaNode) onRecord(r *kgo.Record) {
 			n.pos[r.Topic] = r.Offset + 1
 		}
 		n.mu.Unlock()
+		if ok && r.Offset != pos {
+			n.onGap(r.Topic, pos, r.Offset)
+		}
 		if ok {
 			n.routes.deliver(nsp, r.Value, kafkaOffset(r.Offset+1))
 		}
+	}
+}
+
+// onGap reports a record of a namespace's topic read at another offset
+// than the reader's position. Past it, the records between were lost to
+// this node's sockets: the client fell below the topic's start (the node
+// was cut off for longer than the retention) and resumed at the start, or
+// the broker lost data. Counted each time (op "subscribe"), logged as an
+// error once per node.
+func (n *KafkaNode) onGap(topic string, pos, offset int64) {
+	var err error
+	if offset > pos {
+		err = fmt.Errorf("topic %s read at offset %d, %d expected: %d records lost to this node's sockets", topic, offset, pos, offset-pos)
+	} else {
+		err = fmt.Errorf("topic %s read at offset %d, %d expected: records read again", topic, offset, pos)
+	}
+	if n.cfg.OnError != nil {
+		n.cfg.OnError("subscribe", err)
+	}
+	if n.gapLogged.CompareAndSwap(false, true) {
+		n.log.Error("kafka records skipped or repeated on a namespace topic (logged once)", zap.Error(err))
 	}
 }
 

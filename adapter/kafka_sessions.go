@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -306,9 +307,12 @@ func (r *kafkaReplay) close() {
 func (r *kafkaReplay) readTo(target int64) error {
 	n := r.a.n
 	if r.cl == nil {
-		cl, err := kgo.NewClient(append(n.opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
-			r.a.topic: {0: kgo.NewOffset().At(r.next)},
-		}))...)
+		// No reset: an offset trimmed away after the restore listed the
+		// topic's start is an error, not a silent jump to the new start.
+		cl, err := kgo.NewClient(append(n.opts, kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+				r.a.topic: {0: kgo.NewOffset().At(r.next)},
+			}))...)
 		if err != nil {
 			return err
 		}
@@ -322,18 +326,28 @@ func (r *kafkaReplay) readTo(target int64) error {
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
 		fs := r.cl.PollFetches(ctx)
 		cancel()
-		var ferr error
+		var ferr, gap error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
 		fs.EachRecord(func(rec *kgo.Record) {
 			// Past target too: the client reads ahead, and what it read
 			// is only seen once.
-			if rec.Offset < r.next {
+			if rec.Offset < r.next || gap != nil {
+				return
+			}
+			if rec.Offset != r.next {
+				gap = fmt.Errorf("replay read offset %d where %d was next: records missing", rec.Offset, r.next)
 				return
 			}
 			r.next = rec.Offset + 1
 			r.read++
 			r.add(rec)
 		})
+		if gap != nil {
+			return gap
+		}
+		if errors.Is(ferr, kerr.OffsetOutOfRange) {
+			return fmt.Errorf("replay from %d: trimmed meanwhile: %w", r.next, ferr)
+		}
 		if ferr != nil {
 			if failures++; failures == restoreMaxFailures || n.ctx.Err() != nil {
 				return ferr

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -443,6 +444,87 @@ func TestKafkaTopicNotReadYet(t *testing.T) {
 	ab.Broadcast(msg("b", 1), Options{Rooms: []string{"r"}})
 	if m := gb.next(t, "b", 1); m.Offset == "" {
 		t.Fatal("delivered without an offset: not read back from Kafka")
+	}
+}
+
+// A replay whose offset is trimmed away after the restore listed the
+// topic's start fails rather than jump to the new start.
+func TestKafkaReplayRefusesGap(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, k.addr(), "replaygap")
+	defer a.Close()
+	ga := make(got, 100)
+	aa := a.Adapter("/", ga, time.Minute)
+	defer aa.Close()
+	aa.Join("s1", "s1", "r")
+	for i := 0; i < 5; i++ {
+		aa.Broadcast(msg("m", i), Options{Rooms: []string{"r"}})
+		ga.next(t, "m", i)
+	}
+	ka := aa.(*kafkaAdapter)
+	adm := kadm.NewClient(a.cl)
+	if _, err := adm.DeleteRecords(context.Background(), kadm.Offsets{ka.topic: {0: {Topic: ka.topic, Partition: 0, At: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	// As if the start was listed (1) before the trim.
+	r := &kafkaReplay{a: ka, s: &Session{}, rooms: map[string]struct{}{"r": {}}, next: 1}
+	defer r.close()
+	if err := r.readTo(5); err == nil {
+		t.Fatalf("replay from a trimmed offset succeeded with %d missed", len(r.s.Missed))
+	}
+	if len(r.s.Missed) != 0 {
+		t.Fatalf("%d missed kept from past the gap", len(r.s.Missed))
+	}
+}
+
+// A node whose reader falls below the topic's start (cut off while the
+// records it had not read were trimmed) says so: the gap is counted as a
+// "subscribe" error, then delivery goes on.
+func TestKafkaLiveGapReported(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, k.addr(), "livegap")
+	defer a.Close()
+	d := &cutDialer{}
+	var gaps atomic.Int64
+	b, err := NewKafkaNode(KafkaConfig{Brokers: []string{k.addr()}, Prefix: "livegap", Heartbeat: time.Second,
+		Options: []kgo.Opt{kgo.Dialer(d.dial)},
+		OnError: func(op string, err error) {
+			if op == "subscribe" && strings.Contains(err.Error(), "lost") {
+				gaps.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ga, gb := make(got, 100), make(got, 100)
+	aa := a.Adapter("/", ga, 0)
+	ab := b.Adapter("/", gb, 0)
+	aa.Join("s1", "s1", "r")
+	ab.Join("s2", "s2", "r")
+	aa.Broadcast(msg("m", 0), Options{Rooms: []string{"r"}})
+	ga.next(t, "m", 0)
+	gb.next(t, "m", 0)
+	d.setCut(true)
+	eventually(t, "b notices the cut", func() bool { return b.down.Load() })
+	for i := 1; i <= 4; i++ {
+		aa.Broadcast(msg("m", i), Options{Rooms: []string{"r"}})
+		ga.next(t, "m", i)
+	}
+	topic := aa.(*kafkaAdapter).topic
+	adm := kadm.NewClient(a.cl)
+	if _, err := adm.DeleteRecords(context.Background(), kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	d.setCut(false)
+	gb.next(t, "m", 3) // from the new start: 1 and 2 are gone
+	gb.next(t, "m", 4)
+	if gaps.Load() != 1 {
+		t.Fatalf("%d gaps reported, want 1", gaps.Load())
 	}
 }
 
