@@ -20,6 +20,10 @@ import (
 
 const kafkaClaimHeader = "claim"
 
+// kafkaMaxClaim bounds a claim header: a restore's claim is randomID(8), 16
+// bytes; a longer one is not ours and is skipped (counted as "decode").
+const kafkaMaxClaim = 32
+
 // onSession reads a record of the sessions topic.
 func (n *KafkaNode) onSession(r *kgo.Record) {
 	key := string(r.Key)
@@ -31,7 +35,9 @@ func (n *KafkaNode) onSession(r *kgo.Record) {
 	}
 	var s *kafkaSession
 	var err error
-	if claim == "" && r.Value != nil && len(key) <= kafkaMaxPID {
+	if len(claim) > kafkaMaxClaim {
+		err = fmt.Errorf("%w: claim of %d bytes", ErrUndecodable, len(claim))
+	} else if claim == "" && r.Value != nil && len(key) <= kafkaMaxPID {
 		s, err = decodeKafkaSession(r.Value)
 		if err == nil && s.pid != key {
 			err = fmt.Errorf("%w: session record keyed %q holds %q", ErrUndecodable, key, s.pid)
@@ -48,6 +54,7 @@ func (n *KafkaNode) onSession(r *kgo.Record) {
 	case claim != "":
 		if old != nil && old.claim == "" {
 			old.claim = claim
+			n.sessSize += len(claim)
 		}
 	case r.Value == nil: // a tombstone
 		if old != nil {
@@ -78,7 +85,7 @@ func (n *KafkaNode) onSession(r *kgo.Record) {
 // dropSession forgets a session; n.mu is held.
 func (n *KafkaNode) dropSession(pid string, s *kafkaSession) {
 	delete(n.sessions, pid)
-	n.sessSize -= len(s.raw)
+	n.sessSize -= len(s.raw) + len(s.claim)
 }
 
 // decodeKafkaSession reads a session record within the decode limits.

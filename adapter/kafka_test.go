@@ -528,6 +528,54 @@ func TestKafkaLiveGapReported(t *testing.T) {
 	}
 }
 
+// A claim record longer than a restore's claim (hostile, or not ours) is
+// skipped and counted: it takes no session and holds no memory.
+func TestKafkaLongClaimSkipped(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	var decodeErrs atomic.Int64
+	a, err := NewKafkaNode(KafkaConfig{Brokers: []string{k.addr()}, Prefix: "claim", Heartbeat: time.Second,
+		OnError: func(op string, err error) {
+			if op == "decode" {
+				decodeErrs.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ga := make(got, 100)
+	aa := a.Adapter("/", ga, time.Minute)
+	defer aa.Close()
+	aa.Join("s1", "s1", "r")
+	aa.Broadcast(msg("m", 0), Options{Rooms: []string{"r"}})
+	off := ga.next(t, "m", 0).Offset
+	aa.LeaveAll("s1")
+	aa.SaveSession(&Session{ID: "s1", PID: "p1", Rooms: []string{"s1", "r"}, Base: off})
+	long := make([]byte, 1<<16)
+	next, err := a.produce(context.Background(), &kgo.Record{Topic: a.sessTopic, Key: []byte("p1"),
+		Headers: []kgo.RecordHeader{{Key: kafkaClaimHeader, Value: long}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.waitSessions(context.Background(), next); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	e, size := a.sessions["p1"], a.sessSize
+	a.mu.Unlock()
+	if e == nil || e.claim != "" || size != len(e.raw) {
+		t.Fatalf("after a long claim: session kept %v, %d bytes held", e != nil, size)
+	}
+	if decodeErrs.Load() != 1 {
+		t.Fatalf("%d decode errors, want 1", decodeErrs.Load())
+	}
+	if s := aa.RestoreSession("p1", off, func(*Session) {}); s == nil {
+		t.Fatal("the session is not restored after a long claim")
+	}
+}
+
 // Topic names: the namespace's token, or a hash when it is too long.
 func TestKafkaTopicNames(t *testing.T) {
 	if got := kafkaNspTopic("roomcast", "/"); got != "roomcast.nLw" {
