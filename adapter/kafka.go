@@ -105,6 +105,9 @@ type KafkaNode struct {
 	down      atomic.Bool // a dial, produce or heartbeat failed and none succeeded since
 	gapLogged atomic.Bool // onGap has logged
 
+	answerWanted atomic.Bool // an initial heartbeat awaits an answer
+	answering    atomic.Bool // a goroutine produces answers
+
 	mu       sync.Mutex
 	topics   map[string]string // namespace topics read, to their namespace
 	pos      map[string]int64  // namespace topic: the offset the reader hands out next
@@ -574,8 +577,36 @@ func (n *KafkaNode) onHeartbeat(m clusterMsg) {
 	}
 	n.mu.Unlock()
 	if m.Type == cmInitialHeartbeat {
-		go n.heartbeat(cmHeartbeat)
+		n.answerHeartbeat()
 	}
+}
+
+// answerHeartbeat answers an initial heartbeat with a heartbeat, in the
+// background (a produce may take the request timeout). Answers coalesce:
+// at most one goroutine, tracked in wg, produces them, and one heartbeat
+// answers every initial heartbeat read before it started, so a flood of
+// them costs one goroutine and one record at a time. Called by the reader
+// (a wg goroutine: wg.Add cannot race Close's wg.Wait).
+func (n *KafkaNode) answerHeartbeat() {
+	n.answerWanted.Store(true)
+	if !n.answering.CompareAndSwap(false, true) {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			for n.ctx.Err() == nil && n.answerWanted.Swap(false) {
+				n.heartbeat(cmHeartbeat)
+			}
+			n.answering.Store(false)
+			// An initial heartbeat read between the last Swap and the
+			// Store above found answering set: answer it here.
+			if n.ctx.Err() != nil || !n.answerWanted.Load() || !n.answering.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }
 
 // serverCount is the number of live nodes, this one included.
