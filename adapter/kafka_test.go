@@ -579,6 +579,75 @@ func TestKafkaLongClaimSkipped(t *testing.T) {
 	}
 }
 
+// A flood of initial heartbeats while the node's produces hang costs one
+// answering goroutine, not one per heartbeat, and Close waits for it.
+func TestKafkaHeartbeatAnswersCoalesce(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	a, err := NewKafkaNode(KafkaConfig{Brokers: []string{k.addr()}, Prefix: "flood", Heartbeat: time.Minute,
+		RequestTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			a.Close()
+		}
+	}()
+	// The node's produces (acks=all) wait until release is closed; the
+	// flood's (acks=leader) go through.
+	release := make(chan struct{})
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	k.c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		k.c.KeepControl()
+		if kr.(*kmsg.ProduceRequest).Acks == -1 {
+			k.c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	fc, err := kgo.NewClient(kgo.SeedBrokers(k.addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	base := runtime.NumGoroutine()
+	const flood = 1000
+	var recs []*kgo.Record
+	for i := 0; i < flood; i++ {
+		b, err := encodeClusterMsg(clusterMsg{UID: fmt.Sprintf("flood%d", i), Type: cmInitialHeartbeat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: a.control, Partition: 0, Value: b})
+	}
+	if err := fc.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the node reads the flood", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.seen) >= flood
+	})
+	if g := runtime.NumGoroutine(); g > base+100 {
+		t.Fatalf("%d goroutines after %d initial heartbeats, %d before", g, flood, base)
+	}
+	close(release)
+	released = true
+	a.Close()
+	closed = true
+	if a.answering.Load() {
+		t.Fatal("an answer goroutine outlives Close")
+	}
+}
+
 // Topic names: the namespace's token, or a hash when it is too long.
 func TestKafkaTopicNames(t *testing.T) {
 	if got := kafkaNspTopic("roomcast", "/"); got != "roomcast.nLw" {
