@@ -658,9 +658,9 @@ func (n *KafkaNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 		// Kafka is away, or the topic is not ready yet (a new topic's
 		// leader is still being elected, a timeout): keep trying in the
 		// background. Until the topic is read, kafkaLink.publish refuses
-		// broadcasts and room operations with ErrBackplaneDown, so they
-		// are delivered here only (a record this node would not read
-		// back would reach none of its sockets).
+		// broadcasts with ErrBackplaneDown, so they are delivered here
+		// only (a record this node would not read back would reach none
+		// of its sockets).
 		n.fail("subscribe", err)
 		n.wg.Add(1)
 		go func() {
@@ -719,7 +719,10 @@ func (l *kafkaLink) publish(ctx context.Context, m clusterMsg) (string, error) {
 	if l.n.down.Load() {
 		return "", errKafkaDown
 	}
-	if !ephemeral(m) && !l.n.following(l.topic) {
+	if m.Type == cmBroadcast && !ephemeral(m) && !l.n.following(l.topic) {
+		// This node delivers its broadcasts when it reads them back
+		// (see cluster.Broadcast): refused, they are delivered here at
+		// once. Room operations, applied here at once anyway, still go.
 		return "", errKafkaNotFollowed
 	}
 	return kafkaPublish(ctx, l.n.produce, l.n.control, l.topic, m)

@@ -430,6 +430,14 @@ func TestKafkaTopicNotReadYet(t *testing.T) {
 	if errsB.Load() == before {
 		t.Fatal("the refused publish is not counted")
 	}
+	// Room operations still reach the other nodes.
+	aa.Join("s3", "s3")
+	if err := ab.AddSockets(Options{}, []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a applies b's room operation", func() bool {
+		return len(aa.(*kafkaAdapter).Rooms("s3")) == 2
+	})
 	// A restore now would leave a gap between what it replays and where
 	// the live reader starts: refused, counted, the session kept.
 	before = errsB.Load()
