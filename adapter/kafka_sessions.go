@@ -309,8 +309,9 @@ func (r *kafkaReplay) close() {
 
 // readTo appends to the session's missed messages the broadcasts to its
 // rooms from r.next up to at least target (excluded). Each fetch has the request
-// timeout; three failed fetches, or more than restoreMaxRanges*1000
-// records, refuse the recovery.
+// timeout; three failed fetches, more than restoreMaxRanges*1000 records,
+// or a gap (an offset trimmed away, records not one after the other)
+// refuse the recovery.
 func (r *kafkaReplay) readTo(target int64) error {
 	n := r.a.n
 	if r.cl == nil {
