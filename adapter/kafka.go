@@ -102,7 +102,11 @@ type KafkaNode struct {
 	control   string
 	sessTopic string
 
-	down atomic.Bool // a dial, produce or heartbeat failed and none succeeded since
+	down      atomic.Bool // a dial, produce or heartbeat failed and none succeeded since
+	gapLogged atomic.Bool // onGap has logged
+
+	answerWanted atomic.Bool // an initial heartbeat awaits an answer
+	answering    atomic.Bool // a goroutine produces answers
 
 	mu       sync.Mutex
 	topics   map[string]string // namespace topics read, to their namespace
@@ -126,6 +130,11 @@ type kafkaSession struct {
 
 // errKafkaDown refuses a publish while the node knows Kafka is away.
 var errKafkaDown = fmt.Errorf("kafka: %w", ErrBackplaneDown)
+
+// errKafkaNotFollowed refuses a record of a namespace's topic that the node
+// does not read yet: it would not read it back, so its own sockets would
+// not get it.
+var errKafkaNotFollowed = fmt.Errorf("kafka: namespace topic not read yet: %w", ErrBackplaneDown)
 
 // NewKafkaNode connects to Kafka, creates the control and sessions topics
 // when missing, and starts the node's loops. Kafka must answer within the
@@ -434,6 +443,7 @@ func (n *KafkaNode) onRecord(r *kgo.Record) {
 	default:
 		n.mu.Lock()
 		nsp, ok := n.topics[r.Topic]
+		pos := n.pos[r.Topic]
 		if ok {
 			// Before delivery: a restore that sees this position knows
 			// the record is delivered to a socket it rejoins (see
@@ -441,9 +451,33 @@ func (n *KafkaNode) onRecord(r *kgo.Record) {
 			n.pos[r.Topic] = r.Offset + 1
 		}
 		n.mu.Unlock()
+		if ok && r.Offset != pos {
+			n.onGap(r.Topic, pos, r.Offset)
+		}
 		if ok {
 			n.routes.deliver(nsp, r.Value, kafkaOffset(r.Offset+1))
 		}
+	}
+}
+
+// onGap reports a record of a namespace's topic read at another offset
+// than the reader's position. Past it, the records between were lost to
+// this node's sockets: the client fell below the topic's start (the node
+// was cut off for longer than the retention) and resumed at the start, or
+// the broker lost data. Counted each time (op "subscribe"), logged as an
+// error once per node.
+func (n *KafkaNode) onGap(topic string, pos, offset int64) {
+	var err error
+	if offset > pos {
+		err = fmt.Errorf("topic %s read at offset %d, %d expected: %d records lost to this node's sockets", topic, offset, pos, offset-pos)
+	} else {
+		err = fmt.Errorf("topic %s read at offset %d, %d expected: records read again", topic, offset, pos)
+	}
+	if n.cfg.OnError != nil {
+		n.cfg.OnError("subscribe", err)
+	}
+	if n.gapLogged.CompareAndSwap(false, true) {
+		n.log.Error("kafka records skipped or repeated on a namespace topic (logged once)", zap.Error(err))
 	}
 }
 
@@ -543,8 +577,36 @@ func (n *KafkaNode) onHeartbeat(m clusterMsg) {
 	}
 	n.mu.Unlock()
 	if m.Type == cmInitialHeartbeat {
-		go n.heartbeat(cmHeartbeat)
+		n.answerHeartbeat()
 	}
+}
+
+// answerHeartbeat answers an initial heartbeat with a heartbeat, in the
+// background (a produce may take the request timeout). Answers coalesce:
+// at most one goroutine, tracked in wg, produces them, and one heartbeat
+// answers every initial heartbeat read before it started, so a flood of
+// them costs one goroutine and one record at a time. Called by the reader
+// (a wg goroutine: wg.Add cannot race Close's wg.Wait).
+func (n *KafkaNode) answerHeartbeat() {
+	n.answerWanted.Store(true)
+	if !n.answering.CompareAndSwap(false, true) {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			for n.ctx.Err() == nil && n.answerWanted.Swap(false) {
+				n.heartbeat(cmHeartbeat)
+			}
+			n.answering.Store(false)
+			// An initial heartbeat read between the last Swap and the
+			// Store above found answering set: answer it here.
+			if n.ctx.Err() != nil || !n.answerWanted.Load() || !n.answering.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }
 
 // serverCount is the number of live nodes, this one included.
@@ -593,8 +655,12 @@ func (n *KafkaNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 	n.routes.add(nsp, c)
 	a := &kafkaAdapter{cluster: c, n: n, topic: topic, window: window}
 	if err := n.follow(topic, nsp); err != nil {
-		// Kafka is away: keep trying in the background. Meanwhile
-		// broadcasts are delivered here only.
+		// Kafka is away, or the topic is not ready yet (a new topic's
+		// leader is still being elected, a timeout): keep trying in the
+		// background. Until the topic is read, kafkaLink.publish refuses
+		// broadcasts with ErrBackplaneDown, so they are delivered here
+		// only (a record this node would not read back would reach none
+		// of its sockets).
 		n.fail("subscribe", err)
 		n.wg.Add(1)
 		go func() {
@@ -634,6 +700,14 @@ func (n *KafkaNode) follow(topic, nsp string) error {
 	return nil
 }
 
+// following tells whether the node reads a namespace's topic.
+func (n *KafkaNode) following(topic string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.topics[topic]
+	return ok
+}
+
 // kafkaLink: broadcasts and room operations go into the namespace's
 // topic, requests and answers into the control topic.
 type kafkaLink struct {
@@ -644,6 +718,12 @@ type kafkaLink struct {
 func (l *kafkaLink) publish(ctx context.Context, m clusterMsg) (string, error) {
 	if l.n.down.Load() {
 		return "", errKafkaDown
+	}
+	if m.Type == cmBroadcast && !ephemeral(m) && !l.n.following(l.topic) {
+		// This node delivers its broadcasts when it reads them back
+		// (see cluster.Broadcast): refused, they are delivered here at
+		// once. Room operations, applied here at once anyway, still go.
+		return "", errKafkaNotFollowed
 	}
 	return kafkaPublish(ctx, l.n.produce, l.n.control, l.topic, m)
 }

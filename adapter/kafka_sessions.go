@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -19,6 +20,10 @@ import (
 
 const kafkaClaimHeader = "claim"
 
+// kafkaMaxClaim bounds a claim header: a restore's claim is randomID(8), 16
+// bytes; a longer one is not ours and is skipped (counted as "decode").
+const kafkaMaxClaim = 32
+
 // onSession reads a record of the sessions topic.
 func (n *KafkaNode) onSession(r *kgo.Record) {
 	key := string(r.Key)
@@ -30,7 +35,9 @@ func (n *KafkaNode) onSession(r *kgo.Record) {
 	}
 	var s *kafkaSession
 	var err error
-	if claim == "" && r.Value != nil && len(key) <= kafkaMaxPID {
+	if len(claim) > kafkaMaxClaim {
+		err = fmt.Errorf("%w: claim of %d bytes", ErrUndecodable, len(claim))
+	} else if claim == "" && r.Value != nil && len(key) <= kafkaMaxPID {
 		s, err = decodeKafkaSession(r.Value)
 		if err == nil && s.pid != key {
 			err = fmt.Errorf("%w: session record keyed %q holds %q", ErrUndecodable, key, s.pid)
@@ -47,6 +54,7 @@ func (n *KafkaNode) onSession(r *kgo.Record) {
 	case claim != "":
 		if old != nil && old.claim == "" {
 			old.claim = claim
+			n.sessSize += len(claim)
 		}
 	case r.Value == nil: // a tombstone
 		if old != nil {
@@ -77,7 +85,7 @@ func (n *KafkaNode) onSession(r *kgo.Record) {
 // dropSession forgets a session; n.mu is held.
 func (n *KafkaNode) dropSession(pid string, s *kafkaSession) {
 	delete(n.sessions, pid)
-	n.sessSize -= len(s.raw)
+	n.sessSize -= len(s.raw) + len(s.claim)
 }
 
 // decodeKafkaSession reads a session record within the decode limits.
@@ -184,6 +192,13 @@ func (a *kafkaAdapter) RestoreSession(pid, offset string, attach func(*Session))
 		n.fail("request", fmt.Errorf("restore session: %w", errKafkaDown))
 		return nil
 	}
+	if !n.following(a.topic) {
+		// The live reader would start past what a replay reads: the
+		// socket would miss what lies between. The session stays in the
+		// sessions topic, untouched, for a later try.
+		n.fail("request", fmt.Errorf("restore session: %w", errKafkaNotFollowed))
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
 	defer cancel()
 	claim := randomID(8)
@@ -252,7 +267,14 @@ func (a *kafkaAdapter) RestoreSession(pid, offset string, attach func(*Session))
 		}
 		n.mu.Lock()
 		live, read := n.pos[a.topic]
-		if !read || live <= r.next {
+		if !read {
+			// No longer read (the adapter closed): nothing would deliver
+			// what comes after the replay.
+			n.mu.Unlock()
+			n.fail("request", fmt.Errorf("restore session: %w", errKafkaNotFollowed))
+			break
+		}
+		if live <= r.next {
 			// The live reader delivers everything from r.next on to the
 			// rejoined socket: it takes n.mu before each record.
 			attach(s)
@@ -287,14 +309,18 @@ func (r *kafkaReplay) close() {
 
 // readTo appends to the session's missed messages the broadcasts to its
 // rooms from r.next up to at least target (excluded). Each fetch has the request
-// timeout; three failed fetches, or more than restoreMaxRanges*1000
-// records, refuse the recovery.
+// timeout; three failed fetches, more than restoreMaxRanges*1000 records,
+// or a gap (an offset trimmed away, records not one after the other)
+// refuse the recovery.
 func (r *kafkaReplay) readTo(target int64) error {
 	n := r.a.n
 	if r.cl == nil {
-		cl, err := kgo.NewClient(append(n.opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
-			r.a.topic: {0: kgo.NewOffset().At(r.next)},
-		}))...)
+		// No reset: an offset trimmed away after the restore listed the
+		// topic's start is an error, not a silent jump to the new start.
+		cl, err := kgo.NewClient(append(n.opts, kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+				r.a.topic: {0: kgo.NewOffset().At(r.next)},
+			}))...)
 		if err != nil {
 			return err
 		}
@@ -308,18 +334,28 @@ func (r *kafkaReplay) readTo(target int64) error {
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
 		fs := r.cl.PollFetches(ctx)
 		cancel()
-		var ferr error
+		var ferr, gap error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
 		fs.EachRecord(func(rec *kgo.Record) {
 			// Past target too: the client reads ahead, and what it read
 			// is only seen once.
-			if rec.Offset < r.next {
+			if rec.Offset < r.next || gap != nil {
+				return
+			}
+			if rec.Offset != r.next {
+				gap = fmt.Errorf("replay read offset %d where %d was next: records missing", rec.Offset, r.next)
 				return
 			}
 			r.next = rec.Offset + 1
 			r.read++
 			r.add(rec)
 		})
+		if gap != nil {
+			return gap
+		}
+		if errors.Is(ferr, kerr.OffsetOutOfRange) {
+			return fmt.Errorf("replay from %d: trimmed meanwhile: %w", r.next, ferr)
+		}
 		if ferr != nil {
 			if failures++; failures == restoreMaxFailures || n.ctx.Err() != nil {
 				return ferr

@@ -7,14 +7,17 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 )
 
@@ -202,11 +205,10 @@ func TestKafkaNodeResumesFromItsPosition(t *testing.T) {
 	}
 	aa.Broadcast(msg("m", 21), Options{Rooms: []string{"r"}})
 	gb.next(t, "m", 21)
-	select {
-	case m := <-gb:
-		t.Fatalf("extra delivery %v", m.Data)
-	default:
-	}
+	// A fence: a duplicate of anything above, delivered late, would come
+	// before it.
+	aa.Broadcast(msg("fence", 0), Options{Rooms: []string{"r"}})
+	gb.next(t, "fence", 0)
 }
 
 // Broker restarts (the same port and data): each time the nodes notice,
@@ -339,6 +341,11 @@ func TestKafkaRestoreRefusals(t *testing.T) {
 	}
 	k.start()
 	eventually(t, "a reconnects", func() bool { return !a.down.Load() })
+	// The session refused while Kafka was away is still there.
+	if s := aa.RestoreSession("p1", "0-1", func(*Session) {}); s == nil || len(s.Missed) != 4 {
+		t.Fatalf("restore once Kafka is back: %+v", s)
+	}
+	save()
 	for _, off := range []string{"0-999", "1-2", "x", "0--1"} {
 		if s := aa.RestoreSession("p1", off, func(*Session) {}); s != nil {
 			t.Fatalf("restored from offset %q", off)
@@ -358,6 +365,294 @@ func TestKafkaRestoreRefusals(t *testing.T) {
 	s := aa.RestoreSession("p1", "0-3", func(*Session) {})
 	if s == nil || len(s.Missed) != 2 || s.Missed[0].Data[1] != float64(3) {
 		t.Fatalf("restore from the topic's start: %+v", s)
+	}
+}
+
+// failCreate makes the broker refuse the creation of topic while on is
+// set: the node's follow of that topic fails while Kafka is up, as when a
+// new topic's leader is not elected yet on a real cluster.
+func (k *testKafka) failCreate(topic string, on *atomic.Bool) {
+	k.c.ControlKey(int16(kmsg.CreateTopics), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		k.c.KeepControl()
+		req := kr.(*kmsg.CreateTopicsRequest)
+		if !on.Load() || len(req.Topics) != 1 || req.Topics[0].Topic != topic {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+		rt := kmsg.NewCreateTopicsResponseTopic()
+		rt.Topic = topic
+		rt.ErrorCode = kerr.PolicyViolation.Code
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+}
+
+// A node that does not read its namespace's topic yet, while Kafka is up,
+// delivers its broadcasts to its own sockets at once (rather than write
+// records it would never read back); once it reads the topic, broadcasts
+// go through Kafka again.
+func TestKafkaTopicNotReadYet(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, k.addr(), "notread")
+	defer a.Close()
+	ga := make(got, 100)
+	aa := a.Adapter("/", ga, time.Minute)
+	defer aa.Close()
+	topic := aa.(*kafkaAdapter).topic
+	// A session of a's, with two broadcasts it missed.
+	aa.Join("s1", "s1", "r")
+	aa.Broadcast(msg("m", 0), Options{Rooms: []string{"r"}})
+	off := ga.next(t, "m", 0).Offset
+	aa.LeaveAll("s1")
+	aa.SaveSession(&Session{ID: "s1", PID: "p1", Rooms: []string{"s1", "r"}, Base: off})
+	for i := 1; i <= 2; i++ {
+		aa.Broadcast(msg("m", i), Options{Rooms: []string{"r"}})
+	}
+	var blocked atomic.Bool
+	blocked.Store(true)
+	k.failCreate(topic, &blocked)
+	b, errsB := newTestKafkaNode(t, k.addr(), "notread")
+	defer b.Close()
+	gb := make(got, 100)
+	ab := b.Adapter("/", gb, time.Minute)
+	defer ab.Close()
+	if b.following(topic) || b.down.Load() {
+		t.Fatalf("following %v, down %v: want a node up that does not read the topic", b.following(topic), b.down.Load())
+	}
+	ab.Join("s2", "s2", "r")
+	before := errsB.Load()
+	ab.Broadcast(msg("b", 0), Options{Rooms: []string{"r"}})
+	if m := gb.next(t, "b", 0); m.Offset != "" {
+		t.Fatalf("delivered with offset %q: not from Kafka", m.Offset)
+	}
+	if errsB.Load() == before {
+		t.Fatal("the refused publish is not counted")
+	}
+	// Room operations still reach the other nodes.
+	aa.Join("s3", "s3")
+	if err := ab.AddSockets(Options{}, []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a applies b's room operation", func() bool {
+		return len(aa.(*kafkaAdapter).Rooms("s3")) == 2
+	})
+	// A restore now would leave a gap between what it replays and where
+	// the live reader starts: refused, counted, the session kept.
+	before = errsB.Load()
+	if s := ab.RestoreSession("p1", off, func(*Session) { t.Error("attached while the topic is not read") }); s != nil {
+		t.Fatal("restored while the topic is not read")
+	}
+	if errsB.Load() == before {
+		t.Fatal("the refused restore is not counted")
+	}
+	blocked.Store(false)
+	eventually(t, "b reads the topic", func() bool { return b.following(topic) })
+	s := ab.RestoreSession("p1", off, func(*Session) {})
+	if s == nil || len(s.Missed) != 2 || s.Missed[0].Data[1] != float64(1) || s.Missed[1].Data[1] != float64(2) {
+		t.Fatalf("restore once the topic is read: %+v", s)
+	}
+	ab.Broadcast(msg("b", 1), Options{Rooms: []string{"r"}})
+	if m := gb.next(t, "b", 1); m.Offset == "" {
+		t.Fatal("delivered without an offset: not read back from Kafka")
+	}
+}
+
+// A replay whose offset is trimmed away after the restore listed the
+// topic's start fails rather than jump to the new start.
+func TestKafkaReplayRefusesGap(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, k.addr(), "replaygap")
+	defer a.Close()
+	ga := make(got, 100)
+	aa := a.Adapter("/", ga, time.Minute)
+	defer aa.Close()
+	aa.Join("s1", "s1", "r")
+	for i := 0; i < 5; i++ {
+		aa.Broadcast(msg("m", i), Options{Rooms: []string{"r"}})
+		ga.next(t, "m", i)
+	}
+	ka := aa.(*kafkaAdapter)
+	adm := kadm.NewClient(a.cl)
+	if _, err := adm.DeleteRecords(context.Background(), kadm.Offsets{ka.topic: {0: {Topic: ka.topic, Partition: 0, At: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	// As if the start was listed (1) before the trim.
+	r := &kafkaReplay{a: ka, s: &Session{}, rooms: map[string]struct{}{"r": {}}, next: 1}
+	defer r.close()
+	if err := r.readTo(5); err == nil {
+		t.Fatalf("replay from a trimmed offset succeeded with %d missed", len(r.s.Missed))
+	}
+	if len(r.s.Missed) != 0 {
+		t.Fatalf("%d missed kept from past the gap", len(r.s.Missed))
+	}
+}
+
+// A node whose reader falls below the topic's start (cut off while the
+// records it had not read were trimmed) says so: the gap is counted as a
+// "subscribe" error, then delivery goes on.
+func TestKafkaLiveGapReported(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	a, _ := newTestKafkaNode(t, k.addr(), "livegap")
+	defer a.Close()
+	d := &cutDialer{}
+	var gaps atomic.Int64
+	b, err := NewKafkaNode(KafkaConfig{Brokers: []string{k.addr()}, Prefix: "livegap", Heartbeat: time.Second,
+		Options: []kgo.Opt{kgo.Dialer(d.dial)},
+		OnError: func(op string, err error) {
+			if op == "subscribe" && strings.Contains(err.Error(), "lost") {
+				gaps.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ga, gb := make(got, 100), make(got, 100)
+	aa := a.Adapter("/", ga, 0)
+	ab := b.Adapter("/", gb, 0)
+	aa.Join("s1", "s1", "r")
+	ab.Join("s2", "s2", "r")
+	aa.Broadcast(msg("m", 0), Options{Rooms: []string{"r"}})
+	ga.next(t, "m", 0)
+	gb.next(t, "m", 0)
+	d.setCut(true)
+	eventually(t, "b notices the cut", func() bool { return b.down.Load() })
+	for i := 1; i <= 4; i++ {
+		aa.Broadcast(msg("m", i), Options{Rooms: []string{"r"}})
+		ga.next(t, "m", i)
+	}
+	topic := aa.(*kafkaAdapter).topic
+	adm := kadm.NewClient(a.cl)
+	if _, err := adm.DeleteRecords(context.Background(), kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	d.setCut(false)
+	gb.next(t, "m", 3) // from the new start: 1 and 2 are gone
+	gb.next(t, "m", 4)
+	if gaps.Load() != 1 {
+		t.Fatalf("%d gaps reported, want 1", gaps.Load())
+	}
+}
+
+// A claim record longer than a restore's claim (hostile, or not ours) is
+// skipped and counted: it takes no session and holds no memory.
+func TestKafkaLongClaimSkipped(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	var decodeErrs atomic.Int64
+	a, err := NewKafkaNode(KafkaConfig{Brokers: []string{k.addr()}, Prefix: "claim", Heartbeat: time.Second,
+		OnError: func(op string, err error) {
+			if op == "decode" {
+				decodeErrs.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ga := make(got, 100)
+	aa := a.Adapter("/", ga, time.Minute)
+	defer aa.Close()
+	aa.Join("s1", "s1", "r")
+	aa.Broadcast(msg("m", 0), Options{Rooms: []string{"r"}})
+	off := ga.next(t, "m", 0).Offset
+	aa.LeaveAll("s1")
+	aa.SaveSession(&Session{ID: "s1", PID: "p1", Rooms: []string{"s1", "r"}, Base: off})
+	long := make([]byte, 1<<16)
+	next, err := a.produce(context.Background(), &kgo.Record{Topic: a.sessTopic, Key: []byte("p1"),
+		Headers: []kgo.RecordHeader{{Key: kafkaClaimHeader, Value: long}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.waitSessions(context.Background(), next); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	e, size := a.sessions["p1"], a.sessSize
+	a.mu.Unlock()
+	if e == nil || e.claim != "" || size != len(e.raw) {
+		t.Fatalf("after a long claim: session kept %v, %d bytes held", e != nil, size)
+	}
+	// Counted just after the reader moves past the record.
+	eventually(t, "the long claim is counted", func() bool { return decodeErrs.Load() >= 1 })
+	if s := aa.RestoreSession("p1", off, func(*Session) {}); s == nil {
+		t.Fatal("the session is not restored after a long claim")
+	}
+}
+
+// A flood of initial heartbeats while the node's produces hang costs one
+// answering goroutine, not one per heartbeat, and Close waits for it.
+func TestKafkaHeartbeatAnswersCoalesce(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	a, err := NewKafkaNode(KafkaConfig{Brokers: []string{k.addr()}, Prefix: "flood", Heartbeat: time.Minute,
+		RequestTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			a.Close()
+		}
+	}()
+	// The node's produces (acks=all) wait until release is closed; the
+	// flood's (acks=leader) go through.
+	release := make(chan struct{})
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	k.c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		k.c.KeepControl()
+		if kr.(*kmsg.ProduceRequest).Acks == -1 {
+			k.c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	fc, err := kgo.NewClient(kgo.SeedBrokers(k.addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	base := runtime.NumGoroutine()
+	const flood = 1000
+	var recs []*kgo.Record
+	for i := 0; i < flood; i++ {
+		b, err := encodeClusterMsg(clusterMsg{UID: fmt.Sprintf("flood%d", i), Type: cmInitialHeartbeat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: a.control, Partition: 0, Value: b})
+	}
+	if err := fc.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the node reads the flood", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.seen) >= flood
+	})
+	if g := runtime.NumGoroutine(); g > base+100 {
+		t.Fatalf("%d goroutines after %d initial heartbeats, %d before", g, flood, base)
+	}
+	close(release)
+	released = true
+	a.Close()
+	closed = true
+	if a.answering.Load() {
+		t.Fatal("an answer goroutine outlives Close")
 	}
 }
 

@@ -307,6 +307,14 @@ func TestKafkaHostileRecords(t *testing.T) {
 			counted(t, srvs, n)
 		}
 	}
+	// A claim record longer than a restore's claim.
+	r := &kgo.Record{Topic: prefix + "._sessions", Key: []byte("some-pid"),
+		Headers: []kgo.RecordHeader{{Key: "claim", Value: make([]byte, 1<<16)}}}
+	if err := kc.ProduceSync(ctx, r).FirstErr(); err != nil {
+		t.Fatalf("long claim: %v", err)
+	}
+	n++
+	counted(t, srvs, n)
 	srvs[0].To("r").Emit(ctx, "still", 1)
 	for _, c := range cl {
 		c.expect(`^42\["still",1`)
