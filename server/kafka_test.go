@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -166,72 +165,7 @@ func TestKafkaOutage(t *testing.T) {
 // once, in order.
 func TestKafkaNoLoss(t *testing.T) {
 	srvs, addrs := kafkaCluster(t, kafkaBrokers(t), 3, Config{RecoveryWindow: -1})
-	ctx := context.Background()
-	const clients, total, step = 100, 2000, 100
-	var mu sync.Mutex
-	cond := sync.NewCond(&mu)
-	got := make([]int, clients)
-	var failed string
-	var wg sync.WaitGroup
-	var cl []*rawClient
-	for i := 0; i < clients; i++ {
-		c := dialRaw(t, addrs[i%3], 0)
-		cl = append(cl, c)
-		c.connect("/")
-		c.join("all")
-		wg.Add(1)
-		go func(i int, c *rawClient) {
-			defer wg.Done()
-			for n := 0; n < total; n++ {
-				c.ws.SetReadDeadline(time.Now().Add(safetyNet))
-				_, b, err := c.ws.ReadMessage()
-				m := string(b)
-				if err == nil && (m == "2" || m == "3") {
-					c.ws.WriteMessage(1, []byte("3"))
-					n--
-					continue
-				}
-				mu.Lock()
-				if err != nil || m != fmt.Sprintf(`42["m",%d]`, n) {
-					if failed == "" {
-						failed = fmt.Sprintf("client %d: message %d is %q (%v)", i, n, m, err)
-					}
-					mu.Unlock()
-					cond.Broadcast()
-					return
-				}
-				got[i] = n + 1
-				mu.Unlock()
-				cond.Broadcast()
-			}
-		}(i, c)
-	}
-	waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 3 })
-	waitFor(t, func() bool {
-		s, _ := srvs[0].Of("/").To("all").FetchSockets(ctx)
-		return len(s) == clients
-	})
-	for sent := 0; sent < total; {
-		for end := sent + step; sent < end; sent++ {
-			if err := srvs[0].To("all").Emit(ctx, "m", sent); err != nil {
-				t.Fatalf("emit %d: %v", sent, err)
-			}
-		}
-		mu.Lock()
-		for failed == "" && slicesMin(got) < sent {
-			cond.Wait()
-		}
-		f := failed
-		mu.Unlock()
-		if f != "" {
-			t.Fatal(f)
-		}
-	}
-	wg.Wait()
-	srvs[0].To("all").Emit(ctx, "fence")
-	for _, c := range cl {
-		c.next(`^42\["fence"\]$`)
-	}
+	checkNoLoss(t, srvs, addrs)
 }
 
 // A client that drops from one node and comes back to another within the

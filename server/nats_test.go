@@ -278,82 +278,9 @@ func TestNATSNoLoss(t *testing.T) {
 		t.Run(bp, func(t *testing.T) {
 			ns := startNATS(t)
 			srvs, addrs := clusterAt(t, ns.url(), 3, Config{Backplane: bp, RecoveryWindow: -1})
-			ctx := context.Background()
-			const clients, total, step = 100, 2000, 100
-			var mu sync.Mutex
-			cond := sync.NewCond(&mu)
-			got := make([]int, clients)
-			var failed string
-			var wg sync.WaitGroup
-			var cl []*rawClient
-			for i := 0; i < clients; i++ {
-				c := dialRaw(t, addrs[i%3], 0)
-				cl = append(cl, c)
-				c.connect("/")
-				c.join("all")
-				wg.Add(1)
-				go func(i int, c *rawClient) {
-					defer wg.Done()
-					for n := 0; n < total; n++ {
-						c.ws.SetReadDeadline(time.Now().Add(safetyNet))
-						_, b, err := c.ws.ReadMessage()
-						m := string(b)
-						if err == nil && (m == "2" || m == "3") {
-							c.ws.WriteMessage(1, []byte("3"))
-							n--
-							continue
-						}
-						mu.Lock()
-						if err != nil || m != fmt.Sprintf(`42["m",%d]`, n) {
-							if failed == "" {
-								failed = fmt.Sprintf("client %d: message %d is %q (%v)", i, n, m, err)
-							}
-							mu.Unlock()
-							cond.Broadcast()
-							return
-						}
-						got[i] = n + 1
-						mu.Unlock()
-						cond.Broadcast()
-					}
-				}(i, c)
-			}
-			waitFor(t, func() bool { return srvs[0].Of("/").Adapter().ServerCount(ctx) == 3 })
-			waitFor(t, func() bool {
-				s, _ := srvs[0].Of("/").To("all").FetchSockets(ctx)
-				return len(s) == clients
-			})
-			for sent := 0; sent < total; {
-				for end := sent + step; sent < end; sent++ {
-					srvs[0].To("all").Emit(ctx, "m", sent)
-				}
-				// Wait for every client to have them all before the next step.
-				mu.Lock()
-				for failed == "" && slicesMin(got) < sent {
-					cond.Wait()
-				}
-				f := failed
-				mu.Unlock()
-				if f != "" {
-					t.Fatal(f)
-				}
-			}
-			wg.Wait()
-			// Exactly once: nothing follows the last one but a fence.
-			srvs[0].To("all").Emit(ctx, "fence")
-			for _, c := range cl {
-				c.next(`^42\["fence"\]$`)
-			}
+			checkNoLoss(t, srvs, addrs)
 		})
 	}
-}
-
-func slicesMin(s []int) int {
-	m := s[0]
-	for _, v := range s[1:] {
-		m = min(m, v)
-	}
-	return m
 }
 
 // With JetStream a client that drops from one node and comes back to
