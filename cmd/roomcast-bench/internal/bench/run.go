@@ -483,13 +483,16 @@ func (r *run) echo(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (r *run) fanout(ctx context.Context, pubURL, recvURL string) error {
+// joinAndPublisher has every client join the room, records the join in the
+// result, opens the publisher on pubURL and reads the server's memory with
+// everyone joined. The caller closes the publisher.
+func (r *run) joinAndPublisher(ctx context.Context, pubURL string) (*JoinResult, publisher, error) {
 	cfg := r.cfg
 	r.ui.phase("joining")
 	joinTimeout := cfg.Drain + time.Duration(cfg.Clients/1000)*time.Second
 	replies, err := parallel(r.workers, func(w worker) (JoinReply, error) { return w.join(ctx, joinTimeout) })
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	j := &JoinResult{}
 	var lat stats.Snapshot
@@ -503,22 +506,29 @@ func (r *run) fanout(ctx context.Context, pubURL, recvURL string) error {
 	j.Latency = lat.Summarize()
 	r.res.Join = j
 	if j.Joined == 0 {
-		return fmt.Errorf("no client joined the room (%s)", topErrors(j.Errors))
+		return nil, nil, fmt.Errorf("no client joined the room (%s)", topErrors(j.Errors))
 	}
-
 	var pub publisher
 	if cfg.PublishVia == "client" {
 		if pub, err = newClientPublisher(ctx, cfg, pubURL, r.epoch); err != nil {
-			return err
+			return nil, nil, err
 		}
 	} else {
 		pub = newAPIPublisher(cfg, pubURL, r.epoch)
 	}
-	defer pub.close()
-
 	if s := r.res.Server; s != nil {
 		s.RSSLoaded, _ = r.memory()
 	}
+	return j, pub, nil
+}
+
+func (r *run) fanout(ctx context.Context, pubURL, recvURL string) error {
+	cfg := r.cfg
+	j, pub, err := r.joinAndPublisher(ctx, pubURL)
+	if err != nil {
+		return err
+	}
+	defer pub.close()
 	f := &FanoutResult{
 		Receivers: j.Joined, SlowClients: j.JoinedSlow, Messages: cfg.Messages, PayloadSize: cfg.Payload,
 		IntervalMs: float64(cfg.Interval) / 1e6, PublishVia: cfg.PublishVia,

@@ -531,37 +531,11 @@ func (e *runEnv) usesRedis() bool { return strings.HasPrefix(e.adapter, "redis")
 // throughput runs the scenario once the receivers are connected.
 func (r *run) throughput(ctx context.Context, pubURL string, env *runEnv) error {
 	cfg := r.cfg
-	r.ui.phase("joining")
-	joinTimeout := cfg.Drain + time.Duration(cfg.Clients/1000)*time.Second
-	replies, err := parallel(r.workers, func(w worker) (JoinReply, error) { return w.join(ctx, joinTimeout) })
+	j, pub, err := r.joinAndPublisher(ctx, pubURL)
 	if err != nil {
 		return err
 	}
-	j := &JoinResult{}
-	var jl stats.Snapshot
-	for _, x := range replies {
-		j.Joined += x.Joined
-		j.Failed += x.Failed
-		j.Errors = mergeCounts(j.Errors, x.Errors)
-		jl.Merge(x.Latency)
-	}
-	j.Latency = jl.Summarize()
-	r.res.Join = j
-	if j.Joined == 0 {
-		return fmt.Errorf("no client joined the room (%s)", topErrors(j.Errors))
-	}
-	var pub publisher
-	if cfg.PublishVia == "client" {
-		if pub, err = newClientPublisher(ctx, cfg, pubURL, r.epoch); err != nil {
-			return err
-		}
-	} else {
-		pub = newAPIPublisher(cfg, pubURL, r.epoch)
-	}
 	defer pub.close()
-	if s := r.res.Server; s != nil {
-		s.RSSLoaded, _ = r.memory()
-	}
 
 	tp := &ThroughputResult{
 		Adapter: env.adapter, Receivers: j.Joined, PayloadSize: cfg.Payload, PublishVia: cfg.PublishVia,
