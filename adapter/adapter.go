@@ -124,6 +124,17 @@ var (
 )
 
 // Adapter is a namespace's room registry and broadcaster.
+// Flusher is implemented by the adapters that publish asynchronously (every
+// cross-node one). Flush returns once everything the adapter handed to its
+// backplane before the call has been published or has failed, or when ctx
+// ends; an error means the marker could not be queued (ErrPublishQueueFull,
+// ErrBackplaneDown, ErrClosed) or ctx ended first. A caller that publishes
+// through several nodes in turn flushes after each publish to keep its order
+// across them (the HTTP API does).
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 type Adapter interface {
 	// Join adds the socket to rooms; Leave removes it from one; LeaveAll
 	// removes it from every room.

@@ -86,6 +86,29 @@ func (c *cluster) post(typ int, data map[string]any) error {
 	return c.async(func() { c.send(typ, data) })
 }
 
+// Flush waits until the publishes queued before it have been sent (see
+// Flusher): they run in order, so a marker behind them is reached after.
+func (c *cluster) Flush(ctx context.Context) error {
+	return flushThrough(ctx, func(done chan struct{}) error {
+		return c.async(func() { close(done) })
+	})
+}
+
+// flushThrough queues a marker with queue and waits until the publisher
+// reaches it (closes done) or ctx ends.
+func flushThrough(ctx context.Context, queue func(done chan struct{}) error) error {
+	done := make(chan struct{})
+	if err := queue(done); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (c *cluster) send(typ int, data map[string]any) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()

@@ -108,6 +108,9 @@ const pingTag = "roomcast-sub:"
 type publication struct {
 	channel string
 	payload []byte
+	// done, when set, makes this a flush marker: nothing is published and
+	// done is closed once the publications before it have been.
+	done chan struct{}
 }
 
 // NewRedisNode connects the backplane and starts its receive and publish
@@ -288,15 +291,30 @@ func (n *RedisNode) Close() error {
 
 // publish sends a batch of publications in one pipeline.
 func (n *RedisNode) publish(batch []publication) {
-	for n.ctx.Err() == nil {
+	pubs := 0
+	for _, p := range batch {
+		if p.done == nil {
+			pubs++
+		}
+	}
+	defer func() {
+		for _, p := range batch {
+			if p.done != nil {
+				close(p.done)
+			}
+		}
+	}()
+	for pubs > 0 && n.ctx.Err() == nil {
 		start := time.Now()
 		_, err := n.client.Pipelined(n.ctx, func(pipe redis.Pipeliner) error {
 			for _, p := range batch {
-				pipe.Publish(n.ctx, p.channel, p.payload)
+				if p.done == nil {
+					pipe.Publish(n.ctx, p.channel, p.payload)
+				}
 			}
 			return nil
 		})
-		n.cfg.Stats.published(len(batch), start, err)
+		n.cfg.Stats.published(pubs, start, err)
 		if err == nil || n.ctx.Err() != nil {
 			return
 		}
@@ -315,7 +333,15 @@ func (n *RedisNode) publish(batch []publication) {
 
 // enqueue hands a publication to the publisher without blocking.
 func (n *RedisNode) enqueue(channel string, payload []byte) error {
-	return n.pub.queue(publication{channel, payload})
+	return n.pub.queue(publication{channel: channel, payload: payload})
+}
+
+// Flush waits until the publications queued before it have been sent (see
+// Flusher).
+func (r *Redis) Flush(ctx context.Context) error {
+	return flushThrough(ctx, func(done chan struct{}) error {
+		return r.node.pub.queue(publication{done: done})
+	})
 }
 
 // dispatch routes a message by channel to its namespace's adapter.

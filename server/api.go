@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roomcast/roomcast/adapter"
 	"github.com/roomcast/roomcast/clients"
 	"github.com/roomcast/roomcast/namespaces"
 )
@@ -211,8 +212,45 @@ func (srv *Server) serveEmit(w http.ResponseWriter, r *http.Request, req *emitRe
 		writeJSON(w, errStatus(err), map[string]any{"error": err.Error()})
 		return
 	}
+	// 200 once the broadcast is on the backplane, not only queued for it:
+	// a client that publishes through several nodes in turn (behind a
+	// balancer) then has its broadcasts in its order.
+	if err := srv.flush(r.Context(), req.Namespace); err != nil {
+		writeJSON(w, errStatus(err), map[string]any{"error": err.Error()})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
+
+// flush waits until the namespace's adapter has published what it was
+// handed so far, bounded by apiFlushTimeout.
+func (srv *Server) flush(ctx context.Context, name string) error {
+	if name == "" {
+		name = "/"
+	}
+	nsp, done, err := srv.nsps.Hold(name)
+	if err != nil {
+		return nil // the emit found it; nothing to wait for without it
+	}
+	defer done()
+	f, ok := nsp.Adapter().(adapter.Flusher)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, apiFlushTimeout)
+	defer cancel()
+	if err := f.Flush(ctx); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: the backplane has not taken the broadcast within %v", ErrBackplaneDown, apiFlushTimeout)
+		}
+		return err
+	}
+	return nil
+}
+
+// apiFlushTimeout bounds how long an emit of the HTTP API waits for its
+// broadcast to reach the backplane.
+const apiFlushTimeout = 10 * time.Second
 
 // errStatus is the status of a failed API call: 503 when the backplane
 // could not publish (the local sockets were served, the other nodes not),
