@@ -102,13 +102,18 @@ type KafkaNode struct {
 	control   string
 	sessTopic string
 
-	down      atomic.Bool // a dial, produce or heartbeat failed and none succeeded since
+	down      atomic.Bool // a produce, heartbeat or fetch, or the dials of every broker, failed and none succeeded since
 	gapLogged atomic.Bool // onGap has logged
 
 	answerWanted atomic.Bool // an initial heartbeat awaits an answer
 	answering    atomic.Bool // a goroutine produces answers
 
+	dialMu sync.Mutex
+	dials  map[string]bool // broker address: its last dial worked
+
+	followMu sync.Mutex // serializes adding a namespace topic with kafkaAdapter.Close
 	mu       sync.Mutex
+	closed   bool              // Close began: no goroutine joins wg, no topic is added
 	topics   map[string]string // namespace topics read, to their namespace
 	pos      map[string]int64  // namespace topic: the offset the reader hands out next
 	seen     map[string]time.Time
@@ -166,7 +171,7 @@ func NewKafkaNode(cfg KafkaConfig) (*KafkaNode, error) {
 	n := &KafkaNode{cfg: cfg, log: log.Named("kafka"), uid: randomID(8), ctx: ctx, cancel: cancel,
 		control: kafkaControlTopic(cfg.Prefix), sessTopic: cfg.Prefix + "._sessions",
 		topics: make(map[string]string), pos: make(map[string]int64), seen: make(map[string]time.Time),
-		sessions: make(map[string]*kafkaSession), sessRead: make(chan struct{})}
+		sessions: make(map[string]*kafkaSession), sessRead: make(chan struct{}), dials: make(map[string]bool)}
 	n.routes = newRoutes("", n.fail)
 	n.opts = append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -279,19 +284,48 @@ func kafkaListed(l kadm.ListedOffsets, err error) (int64, error) {
 	return 0, errors.New("no offset listed for partition 0")
 }
 
-// kafkaHooks watches the client's connections: a failed dial means Kafka
-// is away (publishes are refused at once), a dial that works after that
-// means it is back.
+// kafkaHooks watches the client's connections: a dial that works means
+// Kafka is back when the node thought it away. A failed dial means Kafka
+// is away (publishes are refused at once) only when the last dial of
+// every broker address the client dialed failed: with several brokers,
+// one of them away (or a dead seed address) does not stop the others
+// from taking records. Otherwise it is only reported; a produce (the
+// heartbeat's at the latest) or a fetch that fails still sets down.
 type kafkaHooks struct{ n *KafkaNode }
 
-func (h kafkaHooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+func (h kafkaHooks) OnBrokerConnect(m kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	all := h.n.dialed(net.JoinHostPort(m.Host, strconv.Itoa(int(m.Port))), err == nil)
 	if err != nil {
 		if h.n.ctx.Err() == nil {
-			h.n.setDown("subscribe", err)
+			if all {
+				h.n.setDown("subscribe", err)
+			} else {
+				h.n.fail("subscribe", err)
+			}
 		}
 		return
 	}
 	h.n.setUp()
+}
+
+// maxKafkaDialed bounds the broker addresses dialed records (the
+// addresses come from the cluster's metadata).
+const maxKafkaDialed = 1024
+
+// dialed records how the last dial of addr went and tells whether the
+// last dial of every address recorded failed.
+func (n *KafkaNode) dialed(addr string, ok bool) (allFailed bool) {
+	n.dialMu.Lock()
+	defer n.dialMu.Unlock()
+	if _, known := n.dials[addr]; known || len(n.dials) < maxKafkaDialed {
+		n.dials[addr] = ok
+	}
+	for _, ok := range n.dials {
+		if ok {
+			return false
+		}
+	}
+	return !ok
 }
 
 // UID is the node's id on the backplane.
@@ -312,8 +346,27 @@ func (n *KafkaNode) setDown(op string, err error) {
 func (n *KafkaNode) setUp() {
 	if n.down.CompareAndSwap(true, false) && n.ctx.Err() == nil {
 		n.log.Info("kafka connection restored")
-		go n.heartbeat(cmInitialHeartbeat) // the others count this node at once
+		// The others count this node at once.
+		n.goTracked(func() { n.heartbeat(cmInitialHeartbeat) })
 	}
+}
+
+// goTracked runs f in a goroutine tracked by wg, unless Close began (then
+// not at all): the closed check and wg.Add share n.mu with Close setting
+// closed, so no wg.Add comes after Close's wg.Wait started. Callers must
+// not hold n.mu.
+func (n *KafkaNode) goTracked(f func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // produced notes the outcome of a produce: an error that is not the
@@ -625,6 +678,9 @@ func (n *KafkaNode) serverCount() int {
 // Close says goodbye to the other nodes and stops. Publishes still queued
 // get the request timeout to go out.
 func (n *KafkaNode) Close() error {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
 	stopped := make(chan struct{})
 	go func() {
 		n.pub.stop()
@@ -654,7 +710,7 @@ func (n *KafkaNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 	c.link = &kafkaLink{n: n, topic: topic}
 	n.routes.add(nsp, c)
 	a := &kafkaAdapter{cluster: c, n: n, topic: topic, window: window}
-	if err := n.follow(topic, nsp); err != nil {
+	if err := n.follow(topic, c); err != nil {
 		// Kafka is away, or the topic is not ready yet (a new topic's
 		// leader is still being elected, a timeout): keep trying in the
 		// background. Until the topic is read, kafkaLink.publish refuses
@@ -662,27 +718,32 @@ func (n *KafkaNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 		// only (a record this node would not read back would reach none
 		// of its sockets).
 		n.fail("subscribe", err)
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
+		n.goTracked(func() {
 			backoff := time.Duration(0)
 			for n.routes.get(nsp) == c {
 				backoff = min(max(2*backoff, 100*time.Millisecond), 2*time.Second)
 				if !sleepCtx(n.ctx, backoff) {
 					return
 				}
-				if err := n.follow(topic, nsp); err == nil {
+				if err := n.follow(topic, c); err == nil || errors.Is(err, errKafkaUnfollowed) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	return a
 }
 
+// errKafkaUnfollowed ends a follow whose adapter or node closed meanwhile.
+var errKafkaUnfollowed = errors.New("kafka: adapter closed")
+
 // follow creates a namespace's topic when missing and reads it from its
-// current end.
-func (n *KafkaNode) follow(topic, nsp string) error {
+// current end, for cluster c. The topic is added, in one critical section
+// of followMu and n.mu, only while c is still the namespace's route and
+// the node is not closing: kafkaAdapter.Close and KafkaNode.Close take
+// the same locks, so a topic is never read after its adapter or node
+// closed.
+func (n *KafkaNode) follow(topic string, c *cluster) error {
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
 	defer cancel()
 	if err := ensureKafkaTopic(ctx, n.adm, topic, n.cfg.Retention, false); err != nil {
@@ -692,8 +753,14 @@ func (n *KafkaNode) follow(topic, nsp string) error {
 	if err != nil {
 		return err
 	}
+	n.followMu.Lock()
+	defer n.followMu.Unlock()
 	n.mu.Lock()
-	n.topics[topic] = nsp
+	if n.closed || n.routes.get(c.nsp) != c {
+		n.mu.Unlock()
+		return errKafkaUnfollowed
+	}
+	n.topics[topic] = c.nsp
 	n.pos[topic] = end
 	n.mu.Unlock()
 	n.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(end)}})
@@ -771,6 +838,10 @@ type kafkaAdapter struct {
 }
 
 func (a *kafkaAdapter) Close() error {
+	// Under followMu: a follow of this adapter either added the topic
+	// before (it is removed here) or finds the route gone after.
+	a.n.followMu.Lock()
+	defer a.n.followMu.Unlock()
 	a.n.routes.remove(a.nsp)
 	a.n.mu.Lock()
 	_, read := a.n.topics[a.topic]

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -669,5 +671,166 @@ func TestKafkaTopicNames(t *testing.T) {
 		if _, err := NewKafkaNode(KafkaConfig{Brokers: []string{"127.0.0.1:1"}, Prefix: p}); err == nil {
 			t.Fatalf("prefix %q accepted", p)
 		}
+	}
+}
+
+// An adapter closed while its node retries reading the namespace's topic
+// leaves the topic unread: the retry that was inside follow when Close
+// ran does not add it, and ends.
+func TestKafkaCloseWhileFollowRetried(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	k := startTestKafka(t)
+	defer k.stop() // before goleak looks
+	prefix := "closefollow"
+	topic := kafkaNspTopic(prefix, "/")
+	// CreateTopics of the topic fails while failing is set; once it is
+	// not, the next one sleeps (inside follow, past its route check)
+	// until release.
+	var failing, slept atomic.Bool
+	var attempts atomic.Int64
+	failing.Store(true)
+	entered, release := make(chan struct{}), make(chan struct{})
+	released := sync.OnceFunc(func() { close(release) })
+	defer released() // never leave the broker asleep
+	k.c.ControlKey(int16(kmsg.CreateTopics), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		k.c.KeepControl()
+		req := kr.(*kmsg.CreateTopicsRequest)
+		if len(req.Topics) != 1 || req.Topics[0].Topic != topic {
+			return nil, nil, false
+		}
+		attempts.Add(1)
+		if failing.Load() {
+			resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic = topic
+			rt.ErrorCode = kerr.PolicyViolation.Code
+			resp.Topics = append(resp.Topics, rt)
+			return resp, nil, true
+		}
+		if slept.CompareAndSwap(false, true) {
+			close(entered)
+			k.c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false // the broker creates it
+	})
+	n, _ := newTestKafkaNode(t, k.addr(), prefix)
+	defer n.Close()
+	a := n.Adapter("/", make(got, 10), time.Minute)
+	if n.following(topic) {
+		t.Fatal("following a topic whose creation fails")
+	}
+	eventually(t, "a retry fails", func() bool { return attempts.Load() >= 2 })
+	failing.Store(false)
+	select {
+	case <-entered:
+	case <-time.After(time.Minute):
+		t.Fatal("no retry of the topic's creation")
+	}
+	a.Close()
+	released()
+	// The retry goroutine ends without adding the topic.
+	eventually(t, "the retry ends", func() bool {
+		buf := make([]byte, 1<<20)
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*KafkaNode).Adapter.func")
+	})
+	if n.following(topic) {
+		t.Fatal("the closed adapter's topic is still followed")
+	}
+	if slices.Contains(n.cl.GetConsumeTopics(), topic) {
+		t.Fatal("the closed adapter's topic is still consumed")
+	}
+	if a.(*kafkaAdapter).Offset() != "" {
+		t.Fatal("the closed adapter still has a position")
+	}
+}
+
+// One unreachable broker among three, leading none of the node's
+// partitions: its failed dials (metadata requests go round the brokers)
+// are reported, but the node is not down and its publishes go on.
+func TestKafkaOneBrokerAwayNotDown(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	prefix := "onebroker"
+	topics := []string{kafkaControlTopic(prefix), prefix + "._sessions", kafkaNspTopic(prefix, "/")}
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(1, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close() // before goleak looks
+	// The broker away is not the controller (topics are created there);
+	// another one leads every partition of the node's.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := kadm.NewClient(cl).BrokerMetadata(context.Background())
+	cl.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var away string
+	lead := int32(-1)
+	for _, b := range md.Brokers {
+		switch {
+		case b.NodeID != md.Controller && away == "":
+			away = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+		case lead < 0:
+			lead = b.NodeID
+		}
+	}
+	for _, tp := range topics {
+		if err := c.MoveTopicPartition(tp, 0, lead); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addrs := c.ListenAddrs()
+	// Its dials go to a port nothing listens on: refused, as when the
+	// broker is down.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	var awayDials atomic.Int64
+	dial := func(ctx context.Context, network, host string) (net.Conn, error) {
+		if host == away {
+			awayDials.Add(1)
+			host = closed
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, host)
+	}
+	var errs atomic.Int64
+	n, err := NewKafkaNode(KafkaConfig{Brokers: addrs, Prefix: prefix, Heartbeat: time.Second,
+		OnError: func(string, error) { errs.Add(1) },
+		Options: []kgo.Opt{kgo.Dialer(dial), kgo.MetadataMinAge(10 * time.Millisecond), kgo.MetadataMaxAge(20 * time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	g := make(got, 10)
+	a := n.Adapter("/", g, 0)
+	defer a.Close()
+	eventually(t, "the node reads its topic", func() bool { return n.following(topics[2]) })
+	a.Join("s1", "s1")
+	start := awayDials.Load()
+	deadline := time.Now().Add(time.Minute)
+	sent := 0
+	for ; sent < 20000 && (sent < 20 || awayDials.Load() < start+5); sent++ {
+		if time.Now().After(deadline) {
+			break
+		}
+		if n.down.Load() {
+			t.Fatalf("publish %d: down with the partitions' broker reachable", sent)
+		}
+		if err := a.Broadcast(msg("m", sent), Options{}); err != nil {
+			t.Fatalf("publish %d: %v", sent, err)
+		}
+		g.next(t, "m", sent)
+	}
+	if awayDials.Load() < start+5 {
+		t.Fatalf("%d publishes saw only %d refused dials of the away broker", sent, awayDials.Load()-start)
+	}
+	if errs.Load() == 0 {
+		t.Fatal("the refused dials are not reported")
 	}
 }
