@@ -558,14 +558,38 @@ func (r *Redis) ServerCount(ctx context.Context) int {
 	return max(n, 1)
 }
 
-// AddSockets applies locally at once and asks the other nodes.
+// AddSockets applies locally at once and asks the other nodes. It returns
+// once every other live roomcast node has applied the join and Redis has
+// its room subscriptions (each answers the request's id after settling, see
+// respond), so a broadcast to the rooms sent right after reaches the joined
+// sockets everywhere. Node's adapter ignores the id of this form and never
+// answers: with Node peers in the cluster the wait ends after joinWait
+// (or the request timeout, if shorter), which is no error; the join was
+// published, as Node's own addSockets does without waiting at all.
 func (r *Redis) AddSockets(opts Options, rooms []string) error {
 	r.Memory.AddSockets(opts, rooms)
 	r.node.settle()
-	if !opts.Local {
-		return r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteJoin, "opts": toWire(opts), "rooms": rooms})
+	if opts.Local {
+		return nil
 	}
-	return nil
+	wait := min(joinWait, r.requestsTime)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	id := randomID(6)
+	send := func() error {
+		return r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteJoin, "requestId": id, "opts": toWire(opts), "rooms": rooms})
+	}
+	// Published even when Redis counts no other node (or cannot count):
+	// the join must not be lost on a miscount.
+	others := r.ServerCount(ctx) - 1
+	if others <= 0 {
+		return send()
+	}
+	_, _, err := r.reqs.ask(ctx, id, askAny, others, wait, send)
+	if errors.Is(err, ErrRequestTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
 }
 
 func (r *Redis) DelSockets(opts Options, rooms []string) error {
@@ -665,6 +689,11 @@ func (r *Redis) onRequest(payload []byte) {
 			switch typ {
 			case reqRemoteJoin:
 				r.Memory.AddSockets(opts, strings_(req["rooms"]))
+				if id != "" {
+					// A roomcast asker waits for this (AddSockets);
+					// respond sends it once the subscriptions settle.
+					r.respond(map[string]any{"requestId": id})
+				}
 			case reqRemoteLeave:
 				r.Memory.DelSockets(opts, strings_(req["rooms"]))
 			default:
