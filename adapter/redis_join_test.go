@@ -50,9 +50,10 @@ func TestRedisRemoteJoinThenBroadcast(t *testing.T) {
 	to.Close()
 }
 
-// A peer that never answers a remote join (Node's adapter ignores the
-// requestId of the opts form) delays a cross-node socketsJoin by at most
-// joinWait, and the join still applies and is no error.
+// A roomcast peer that never answers a remote join (stuck, or dying)
+// delays a cross-node socketsJoin by at most joinWait, and the join still
+// applies and is no error. A Node peer (on the request channel only) is not
+// waited for at all: it does not answer this request.
 func TestRedisRemoteJoinSilentPeer(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	c, prefix := testRedis(t)
@@ -71,15 +72,20 @@ func TestRedisRemoteJoinSilentPeer(t *testing.T) {
 	to := b.Adapter("/", h, 0)
 	to.Join("s", "s")
 
-	// A silent live node: a Redis subscriber on the request channel (PUBSUB
-	// NUMSUB counts it) that reads the requests and answers none.
-	silent := c.Subscribe(context.Background(), prefix+"-request#/#")
+	// A silent live roomcast node: a Redis subscriber on the request and
+	// peer channels (PUBSUB NUMSUB counts it) that answers nothing.
+	silent := c.Subscribe(context.Background(), prefix+"-request#/#", prefix+"-roomcast#/#")
 	defer silent.Close()
-	if _, err := silent.Receive(context.Background()); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if _, err := silent.Receive(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n := from.ServerCount(context.Background()); n != 3 {
 		t.Fatalf("server count %d, want 3", n)
+	}
+	if n := numSubOf(t, c, prefix+"-roomcast#/#"); n != 3 {
+		t.Fatalf("roomcast peers %d, want 3", n)
 	}
 	start := time.Now()
 	if err := from.AddSockets(Options{Rooms: []string{"s"}}, []string{"r"}); err != nil {
