@@ -264,6 +264,7 @@ func (n *RedisNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 		requestsTime: n.cfg.RequestTimeout,
 	}
 	r.ownResp = r.respChannel + n.uid + "#"
+	r.peerChannel = p + "-roomcast#" + nsp + "#"
 	// Every room, a socket's own too: a broadcast to one socket id goes
 	// on that room's channel.
 	r.Memory.onRoom = func(room string, created, _ bool) {
@@ -274,7 +275,7 @@ func (n *RedisNode) Adapter(nsp string, recv Receiver, window time.Duration) Ada
 	n.mu.Lock()
 	n.nsps[nsp] = r
 	n.mu.Unlock()
-	if err := n.ps.Subscribe(n.ctx, r.channel, r.reqChannel, r.respChannel, r.ownResp); err != nil {
+	if err := n.ps.Subscribe(n.ctx, r.channel, r.reqChannel, r.respChannel, r.ownResp, r.peerChannel); err != nil {
 		n.fail("subscribe", err)
 	}
 	return r
@@ -394,9 +395,13 @@ type Redis struct {
 	node                                      *RedisNode
 	nsp                                       string
 	channel, reqChannel, respChannel, ownResp string
-	requestsTime                              time.Duration
-	reqs                                      tracker
-	closed                                    atomic.Bool
+	// peerChannel carries nothing: only roomcast nodes subscribe to it, so
+	// PUBSUB NUMSUB on it counts the nodes that answer a remote join
+	// (Node's adapter, whose pattern is <prefix>#<nsp>#*, does not match it).
+	peerChannel  string
+	requestsTime time.Duration
+	reqs         tracker
+	closed       atomic.Bool
 }
 
 // wireOpts is the opts object of the protocol.
@@ -584,14 +589,44 @@ func (r *Redis) ServerCount(ctx context.Context) int {
 	return max(n, 1)
 }
 
-// AddSockets applies locally at once and asks the other nodes.
+// AddSockets applies locally at once and asks the other nodes. It returns
+// once every other live roomcast node has applied the join and Redis has
+// its room subscriptions (each answers the request's id after settling, see
+// respond), so a broadcast to the rooms sent right after reaches the joined
+// sockets everywhere. Node's adapter needs no wait (its pattern
+// subscription hears every room), ignores the id of this form and never
+// answers, so only roomcast nodes are waited for: those subscribed to
+// peerChannel. A node that does not answer within joinWait (or the request
+// timeout, if shorter) is no error: the join was published, as Node's own
+// addSockets does without waiting at all.
 func (r *Redis) AddSockets(opts Options, rooms []string) error {
 	r.Memory.AddSockets(opts, rooms)
 	r.node.settle()
-	if !opts.Local {
-		return r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteJoin, "opts": toWire(opts), "rooms": rooms})
+	if opts.Local {
+		return nil
 	}
-	return nil
+	wait := min(joinWait, r.requestsTime)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	id := randomID(6)
+	send := func() error {
+		return r.publishJSON(map[string]any{"uid": r.node.uid, "type": reqRemoteJoin, "requestId": id, "opts": toWire(opts), "rooms": rooms})
+	}
+	// Published even when Redis counts no other node (or cannot count):
+	// the join must not be lost on a miscount.
+	peers, err := numSub(ctx, r.node.client, false, r.peerChannel)
+	if err != nil {
+		r.node.fail("request", err)
+	}
+	others := peers - 1
+	if others <= 0 {
+		return send()
+	}
+	_, _, err = r.reqs.ask(ctx, id, askAny, others, wait, send)
+	if errors.Is(err, ErrRequestTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
 }
 
 func (r *Redis) DelSockets(opts Options, rooms []string) error {
@@ -691,6 +726,11 @@ func (r *Redis) onRequest(payload []byte) {
 			switch typ {
 			case reqRemoteJoin:
 				r.Memory.AddSockets(opts, strings_(req["rooms"]))
+				if id != "" {
+					// A roomcast asker waits for this (AddSockets);
+					// respond sends it once the subscriptions settle.
+					r.respond(map[string]any{"requestId": id})
+				}
 			case reqRemoteLeave:
 				r.Memory.DelSockets(opts, strings_(req["rooms"]))
 			default:
@@ -860,7 +900,7 @@ func (r *Redis) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if n.ctx.Err() == nil {
-		_ = n.ps.Unsubscribe(ctx, r.channel, r.reqChannel, r.respChannel, r.ownResp)
+		_ = n.ps.Unsubscribe(ctx, r.channel, r.reqChannel, r.respChannel, r.ownResp, r.peerChannel)
 	}
 	return r.Memory.Close()
 }
