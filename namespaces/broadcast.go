@@ -272,7 +272,10 @@ func (b *Broadcast) FetchSockets(ctx context.Context) ([]adapter.SocketInfo, err
 }
 
 // Join makes the selected sockets, on every node, join rooms. Other nodes
-// are asked through the backplane without waiting. The local sockets join
+// are asked through the backplane; the redis adapter waits (up to 2 s) until
+// the other roomcast nodes have applied it, so a broadcast sent right after
+// reaches the sockets joined there, the other adapters do not wait. The
+// local sockets join
 // whatever happens; an error (adapter.ErrPublishQueueFull,
 // adapter.ErrBackplaneDown, adapter.ErrClosed) means the other nodes were
 // not asked. A failure after the request was queued is logged and counted
