@@ -184,7 +184,7 @@ describe("connection state recovery in Chromium after a network drop", { timeout
       // are expected, and only during the gap.
       const unexpected = page.errors.filter((e) => !(
         e.at >= dropAt && e.at <= upAt + 1000 &&
-        /ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|WebSocket connection to .* failed/.test(e.text)
+        /ERR_CONNECTION_(REFUSED|RESET|CLOSED|ABORTED)|ERR_SOCKET_NOT_CONNECTED|ERR_EMPTY_RESPONSE|WebSocket connection to .* failed/.test(e.text)
       ));
       assert.deepEqual(unexpected.map((e) => e.text), [], "console errors");
       page.errors.length = 0;
